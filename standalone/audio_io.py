@@ -1,0 +1,173 @@
+"""Reading and writing audio files for separation (soundfile, with an ffmpeg fallback for mp3).
+
+Every failure is raised as :class:`AudioError` whose message is one line that starts with the
+file's path. Writes are atomic: the data goes to a hidden temporary file in the target folder,
+which is renamed over the destination only once it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CLIP_MODES",
+    "SAMPLE_FORMATS",
+    "AudioError",
+    "clip_stems",
+    "read_audio",
+    "write_audio",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+OUTPUT_EXTENSIONS = {".wav": "WAV", ".flac": "FLAC"}
+SAMPLE_FORMATS = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
+CLIP_MODES = ("rescale", "clamp", "none")
+
+
+class AudioError(Exception):
+    """A file could not be read or written; ``str(err)`` is one line naming the file."""
+
+
+def _one_line(err: BaseException) -> str:
+    text = getattr(err, "error_string", None) or str(err) or type(err).__name__
+    return " ".join(str(text).split())
+
+
+def _sndfile_reads_mp3() -> bool:
+    """libsndfile >= 1.1 decodes MPEG layer III itself."""
+    return "MP3" in sf.available_formats()
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode any ffmpeg-readable file to float32 ``[L, C]`` through a temporary wav file."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(
+            f"{path}: cannot decode mp3: libsndfile {sf.__libsndfile_version__} has no mp3 "
+            "support and ffmpeg is not on PATH (install ffmpeg or libsndfile >= 1.1)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        wav_path = os.path.join(tmp, "decoded.wav")
+        cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-c:a", "pcm_f32le", wav_path]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.isfile(wav_path):
+            reason = " ".join(proc.stderr.split()) or f"ffmpeg exit status {proc.returncode}"
+            raise AudioError(f"{path}: cannot read audio: {reason}")
+        data, sample_rate = sf.read(wav_path, dtype="float32", always_2d=True)
+    return data, sample_rate
+
+
+def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+    """Read a wav/flac/ogg/mp3 file.
+
+    Returns:
+        wav: float32 ``[C, L]`` in [-1, 1] for integer sources, ``L >= 1``.
+        sample_rate: in Hz.
+
+    Raises:
+        AudioError: unknown extension, missing, unreadable or corrupt file, no samples, or
+            non-finite samples.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in AUDIO_EXTENSIONS:
+        raise AudioError(
+            f"{path}: unsupported extension '{path.suffix}' (expected one of "
+            f"{', '.join(AUDIO_EXTENSIONS)})"
+        )
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if ext == ".mp3" and not _sndfile_reads_mp3():
+        data, sample_rate = _decode_with_ffmpeg(path)
+    else:
+        try:
+            data, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+            raise AudioError(f"{path}: cannot read audio: {_one_line(err)}") from None
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise AudioError(f"{path}: file is empty (0 samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: file contains NaN or infinite samples")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), int(sample_rate)
+
+
+def clip_stems(stems: dict[str, torch.Tensor], mode: str) -> dict[str, torch.Tensor]:
+    """Keep stems within full scale before they are written.
+
+    Args:
+        stems: name -> ``[C, L]`` waveform.
+        mode: ``rescale``: if any sample of any stem exceeds 1, divide every stem by the same
+            peak (so the stems of a track still add up to a scaled mixture); ``clamp``: clip
+            each sample to [-1, 1]; ``none``: unchanged (integer formats still saturate at full
+            scale when written; float32 keeps the values).
+    """
+    if mode not in CLIP_MODES:
+        raise ValueError(f"unknown clip mode '{mode}' (expected one of {', '.join(CLIP_MODES)})")
+    if mode == "clamp":
+        return {name: wav.clamp(-1.0, 1.0) for name, wav in stems.items()}
+    if mode == "rescale" and stems:
+        peak = max(float(wav.abs().max()) for wav in stems.values())
+        if peak > 1.0:
+            return {name: wav / peak for name, wav in stems.items()}
+    return dict(stems)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_audio(
+    path: str | os.PathLike,
+    wav: torch.Tensor,
+    sample_rate: int,
+    sample_format: str = "int16",
+) -> None:
+    """Write ``wav`` ``[C, L]`` atomically as wav or flac (chosen by the file's extension).
+
+    Args:
+        sample_format: ``int16``, ``int24`` or ``float32`` (float32 is wav only).
+
+    Raises:
+        AudioError: unsupported extension/format pair or any write failure; no file (final or
+            temporary) is left behind in that case.
+    """
+    path = Path(path)
+    container = OUTPUT_EXTENSIONS.get(path.suffix.lower())
+    if container is None:
+        raise AudioError(
+            f"{path}: cannot write '{path.suffix}' files (use {' or '.join(OUTPUT_EXTENSIONS)})"
+        )
+    if sample_format not in SAMPLE_FORMATS:
+        raise AudioError(f"{path}: unknown sample format '{sample_format}'")
+    subtype = SAMPLE_FORMATS[sample_format]
+    if not sf.check_format(container, subtype):
+        raise AudioError(f"{path}: {container} cannot store {sample_format} samples")
+    data = wav.detach().to("cpu", torch.float32).numpy().T  # [L, C]
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as err:
+        raise AudioError(f"{path}: cannot write to {path.parent}: {_one_line(err)}") from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        sf.write(tmp, data, int(sample_rate), subtype=subtype, format=container)
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(err, (OSError, RuntimeError, ValueError)):
+            raise AudioError(f"{path}: cannot write: {_one_line(err)}") from None
+        raise

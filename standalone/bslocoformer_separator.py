@@ -203,7 +203,7 @@ class BSLocoformerSeparator(nn.Module):
         gradient_checkpointing: bool = False,
     ):
         super().__init__()
-        self.num_spk = num_spk
+        self._num_spk = num_spk
         self.num_channels = num_channels if num_channels is not None else (2 if stereo else 1)
         if num_spk < 1 or self.num_channels < 1:
             raise ValueError(f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}")
@@ -234,6 +234,11 @@ class BSLocoformerSeparator(nn.Module):
     @property
     def band_widths(self) -> list[int]:
         return list(self.band_split_module.widths)
+
+    @property
+    def num_spk(self) -> int:
+        """Number of sources N."""
+        return self._num_spk
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         x = spec.unsqueeze(1) if spec.ndim == 3 else spec

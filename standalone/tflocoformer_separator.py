@@ -437,7 +437,7 @@ class TFLocoformerSeparator(nn.Module):
         super().__init__()
         if num_spk < 1 or num_channels < 1:
             raise ValueError(f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}")
-        self.num_spk = num_spk
+        self._num_spk = num_spk
         self.num_channels = num_channels
         self.conv = nn.Sequential(
             nn.Conv2d(2 * num_channels, emb_dim, (3, 3), padding=(1, 1)),
@@ -462,6 +462,11 @@ class TFLocoformerSeparator(nn.Module):
         )
         self.gradient_checkpointing = gradient_checkpointing
         self.deconv = nn.ConvTranspose2d(emb_dim, 2 * num_spk * num_channels, (3, 3), padding=(1, 1))
+
+    @property
+    def num_spk(self) -> int:
+        """Number of sources N."""
+        return self._num_spk
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         mono = spec.ndim == 3

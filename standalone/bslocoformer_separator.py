@@ -191,7 +191,7 @@ class BSLocoformerSeparator(nn.Module):
         num_groups: int = 4,
         tf_order: str = "ft",
         n_heads: int = 4,
-        attention_dim: int | None = None,
+        attention_dim: int = 128,
         pos_enc: str = "rope",
         flash_attention: bool = False,
         ffn_type: str | Sequence[str] = ("swiglu_conv1d", "swiglu_conv1d"),

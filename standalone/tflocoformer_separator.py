@@ -349,7 +349,7 @@ def build_blocks(
     num_groups: int = 4,
     tf_order: str = "ft",
     n_heads: int = 4,
-    attention_dim: int | None = None,
+    attention_dim: int = 128,
     pos_enc: str = "rope",
     flash_attention: bool = False,
     ffn_type: str | Sequence[str] = ("swiglu_conv1d", "swiglu_conv1d"),
@@ -370,7 +370,7 @@ def build_blocks(
             norm_type=norm_type,
             num_groups=num_groups,
             n_heads=n_heads,
-            attention_dim=attention_dim or emb_dim,
+            attention_dim=attention_dim,
             pos_enc=pos_enc,
             flash_attention=flash_attention,
             ffn_types=ffn_types,
@@ -404,8 +404,9 @@ class TFLocoformerSeparator(nn.Module):
         num_channels: audio channels M (1 for speech, 2 for stereo music).
         n_layers, emb_dim, norm_type, num_groups, tf_order, n_heads, attention_dim, pos_enc,
         flash_attention, ffn_type, ffn_hidden_dim, conv1d_kernel, conv1d_shift, dropout, eps:
-            as in the paper / the published configs (``attention_dim`` defaults to
-            ``emb_dim``; ``pos_enc="nope"`` is the NoPE variant).
+            as in the paper / the published configs (``attention_dim`` is 128 unless
+            given, whatever ``emb_dim`` is, as in the original; ``pos_enc="nope"`` is the
+            NoPE variant).
         gradient_checkpointing: recompute each block in the backward pass (training on long
             segments with less memory; same results).
 
@@ -423,7 +424,7 @@ class TFLocoformerSeparator(nn.Module):
         num_groups: int = 4,
         tf_order: str = "ft",
         n_heads: int = 4,
-        attention_dim: int | None = None,
+        attention_dim: int = 128,
         pos_enc: str = "rope",
         flash_attention: bool = False,
         ffn_type: str | Sequence[str] = ("swiglu_conv1d", "swiglu_conv1d"),

@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -94,9 +95,7 @@ def output_stem_names(
     return list(stem_names)
 
 
-def format_output_path(
-    template: str, track: str, stem: str, ext: str, trackext: str = ""
-) -> Path:
+def format_output_path(template: str, track: str, stem: str, ext: str, trackext: str = "") -> Path:
     """Fill the filename template (keys: ``track``, ``trackext``, ``stem``, ``ext``)."""
     try:
         name = template.format(track=track, trackext=trackext, stem=stem, ext=ext)
@@ -322,7 +321,7 @@ class Separator:
             mix = torch.nn.functional.pad(mix, (0, cfg.n_fft - length))
         chunk = None
         if self.segment is not None:
-            chunk = max(int(round(self.segment * model_sr)), cfg.n_fft)
+            chunk = max(round(self.segment * model_sr), cfg.n_fft)
         overlap = 0 if chunk is None else int(self.overlap * chunk)
         shifts = self.shifts
         max_shift = int(MAX_SHIFT_SECONDS * model_sr) if shifts else 0
@@ -462,7 +461,7 @@ class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
 
-    def __enter__(self) -> _NoBar:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -58,7 +58,7 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = os.path.join(tmp, "decoded.wav")
         cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-c:a", "pcm_f32le", wav_path]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.isfile(wav_path):
             reason = " ".join(proc.stderr.split()) or f"ffmpeg exit status {proc.returncode}"
             raise AudioError(f"{path}: cannot read audio: {reason}")

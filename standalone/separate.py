@@ -45,29 +45,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders")
     model = p.add_argument_group("model")
     model.add_argument(
-        "-n", "--model_dir", "--model-dir", type=Path,
+        "-n",
+        "--model_dir",
+        "--model-dir",
+        type=Path,
         help="ESPnet experiment folder (config.yaml + the averaged best .pth)",
     )
     model.add_argument("--config", type=Path, help="config.yaml (with --checkpoint)")
     model.add_argument("--checkpoint", type=Path, help="model .pth (with --config)")
     model.add_argument(
-        "--sample_rate", "--sample-rate", type=int,
+        "--sample_rate",
+        "--sample-rate",
+        type=int,
         help="the model's sample rate in Hz, for configs that do not record it",
     )
     model.add_argument(
-        "-d", "--device", default="cuda" if torch.cuda.is_available() else "cpu",
+        "-d",
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
         help="cpu, cuda or cuda:N",
     )
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output_dir", "--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     out.add_argument(
-        "--filename", default=DEFAULT_FILENAME,
+        "--filename",
+        default=DEFAULT_FILENAME,
         help="output path below the output folder; keys {track} {trackext} {stem} {ext}",
     )
     which = out.add_mutually_exclusive_group()
     which.add_argument("--stems", help="comma-separated stems to write, e.g. vocals,drums")
     which.add_argument(
-        "--two-stems", "--two_stems", dest="two_stems", metavar="STEM",
+        "--two-stems",
+        "--two_stems",
+        dest="two_stems",
+        metavar="STEM",
         help="write STEM and no_STEM (the sum of all other stems)",
     )
     out.add_argument("--flac", action="store_true", help="write flac instead of wav")
@@ -75,14 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     bits.add_argument("--int24", action="store_true", help="24-bit integer samples")
     bits.add_argument("--float32", action="store_true", help="32-bit float samples (wav only)")
     out.add_argument(
-        "--clip-mode", "--clip_mode", dest="clip_mode", choices=CLIP_MODES, default="rescale",
+        "--clip-mode",
+        "--clip_mode",
+        dest="clip_mode",
+        choices=CLIP_MODES,
+        default="rescale",
         help="rescale: divide all stems of a track by their peak when it exceeds 1; "
         "clamp: clip samples; none: leave as is",
     )
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     run = p.add_argument_group("separation")
     run.add_argument(
-        "--segment", type=float, default=DEFAULT_SEGMENT,
+        "--segment",
+        type=float,
+        default=DEFAULT_SEGMENT,
         help="chunk length in seconds (0: whole track at once)",
     )
     run.add_argument(
@@ -91,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shifts", type=int, default=0, help="random time shifts to average")
     run.add_argument("--seed", type=int, help="seed for --shifts")
     run.add_argument(
-        "-b", "--batch-size", "--batch_size", dest="batch_size", type=int, default=1,
+        "-b",
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=int,
+        default=1,
         help="chunks per forward pass",
     )
     run.add_argument(
-        "--downmix", action="store_true",
+        "--downmix",
+        action="store_true",
         help="average channels down to the model's count (needed for files with >2 channels)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="only print errors")
@@ -250,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             error(str(err) if str(err).startswith(str(path)) else f"{path}: {err}")
             failures.append(str(path))
             continue
-        except Exception as err:  # keep going with the other files
+        except Exception as err:  # noqa: BLE001 -- one bad file must not stop the others
             error(f"{path}: {type(err).__name__}: {' '.join(str(err).split())}")
             failures.append(str(path))
             continue
@@ -261,9 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             info(f"  wrote {len(result.written)} file(s) to {result.written[0].parent}")
         else:
             skipped_tracks += 1
-    info(
-        f"done: {done} separated, {skipped_tracks} already done, {len(failures)} failed"
-    )
+    info(f"done: {done} separated, {skipped_tracks} already done, {len(failures)} failed")
     return 1 if failures else 0
 
 

@@ -1,6 +1,6 @@
 """TF-Locoformer / BS-Locoformer separators for speech and music, usable without ESPnet.
 
-    from standalone import BSLocoformerSeparator, load_separator
+from standalone import BSLocoformerSeparator, load_separator
 """
 
 from .bslocoformer_separator import BSLocoformerSeparator, band_widths

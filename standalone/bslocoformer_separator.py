@@ -206,7 +206,9 @@ class BSLocoformerSeparator(nn.Module):
         self._num_spk = num_spk
         self.num_channels = num_channels if num_channels is not None else (2 if stereo else 1)
         if num_spk < 1 or self.num_channels < 1:
-            raise ValueError(f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}")
+            raise ValueError(
+                f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}"
+            )
         self.masking = masking
         self.n_freqs = stft_size // 2 + 1
         self.band_split_module = BandSplitModule(

@@ -45,7 +45,9 @@ def find_checkpoint(model_dir: Path) -> Path:
         matches = [n for n in names if re.fullmatch(pattern, n)]
         if matches:
             # several "N epoch" files: take the newest epoch
-            matches.sort(key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
+            matches.sort(
+                key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)]
+            )
             return model_dir / matches[-1]
     raise CheckpointError(f"{model_dir}: no model file (*.pth) found")
 
@@ -88,7 +90,11 @@ def describe_mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor])
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+    for label, items in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("mis-shaped", misshaped),
+    ):
         if items:
             shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
             parts.append(f"{len(items)} {label} key(s) [{shown}]")

@@ -27,7 +27,7 @@ def stft(
     win_length: int | None = None,
     window: str | None = "hann",
 ) -> torch.Tensor:
-    """wav: [..., L] real -> complex spectrum [..., T, F] with T = L // hop + 1, F = n_fft // 2 + 1."""
+    """wav: [..., L] real -> complex [..., T, F], T = L // hop + 1, F = n_fft // 2 + 1."""
     win_length = win_length or n_fft
     lead = wav.shape[:-1]
     flat = wav.reshape(-1, wav.shape[-1]).float()

@@ -437,7 +437,9 @@ class TFLocoformerSeparator(nn.Module):
     ):
         super().__init__()
         if num_spk < 1 or num_channels < 1:
-            raise ValueError(f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}")
+            raise ValueError(
+                f"num_spk and num_channels must be >= 1, got {num_spk}, {num_channels}"
+            )
         self._num_spk = num_spk
         self.num_channels = num_channels
         self.conv = nn.Sequential(
@@ -462,7 +464,9 @@ class TFLocoformerSeparator(nn.Module):
             eps=eps,
         )
         self.gradient_checkpointing = gradient_checkpointing
-        self.deconv = nn.ConvTranspose2d(emb_dim, 2 * num_spk * num_channels, (3, 3), padding=(1, 1))
+        self.deconv = nn.ConvTranspose2d(
+            emb_dim, 2 * num_spk * num_channels, (3, 3), padding=(1, 1)
+        )
 
     @property
     def num_spk(self) -> int:
@@ -477,13 +481,14 @@ class TFLocoformerSeparator(nn.Module):
         with full_precision(x):
             feats = torch.cat((x.real, x.imag), dim=1).float()  # [B, 2M, T, F]
             h = self.conv(feats)  # [B, C, T, F]
-        h = run_blocks(self.blocks, h.permute(0, 2, 3, 1), self.gradient_checkpointing, self.training)
+        h = run_blocks(
+            self.blocks, h.permute(0, 2, 3, 1), self.gradient_checkpointing, self.training
+        )
         with full_precision(h):
             out = self.deconv(h.permute(0, 3, 1, 2).float())  # [B, 2NM, T, F]
         out = out.view(b, self.num_spk, 2, m, t, f)
         est = torch.complex(out[:, :, 0], out[:, :, 1]).to(spec.dtype)  # [B, N, M, T, F]
         return est.squeeze(2) if mono else est
-
 
 
 def check_input(x: torch.Tensor, num_channels: int, name: str) -> None:

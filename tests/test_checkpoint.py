@@ -3,14 +3,21 @@
 import pytest
 import torch
 import yaml
-
 from conftest import FIXTURES
+
 from standalone import BSLocoformerSeparator, CheckpointError, load_separator, remap_state_dict
 from standalone.checkpoint import find_checkpoint
 
 BS_CONF = dict(
-    num_spk=4, stereo=True, sample_rate=44100, stft_size=256, n_layers=1, emb_dim=16,
-    attention_dim=16, n_heads=2, ffn_hidden_dim=[16, 16],
+    num_spk=4,
+    stereo=True,
+    sample_rate=44100,
+    stft_size=256,
+    n_layers=1,
+    emb_dim=16,
+    attention_dim=16,
+    n_heads=2,
+    ffn_hidden_dim=[16, 16],
 )
 
 
@@ -42,19 +49,32 @@ def test_experiment_dir_round_trip(tmp_path):
     assert not model.training
     assert info["separator"] == "bslocoformer"
     assert info["stem_names"] == ["vocals", "drums", "bass", "other"]
-    assert (info["n_fft"], info["hop_length"], info["win_length"], info["window"]) == (256, 64, 256, "hann")
+    assert (info["n_fft"], info["hop_length"], info["win_length"], info["window"]) == (
+        256,
+        64,
+        256,
+        "hann",
+    )
     assert info["fs"] == 44100 and info["num_channels"] == 2
     assert info["normalize_variance"] and not info["normalize_variance_per_ch"]
     assert info["checkpoint_path"].name == "valid.loss.ave_3best.pth"
 
 
 def test_espnet_fixture_loads_through_config_and_checkpoint(tmp_path):
-    fx = torch.load(FIXTURES / "espnet_tflocoformer_mono_3spk_nope_tf_layernorm_conv1d.pt", weights_only=True)
+    fx = torch.load(
+        FIXTURES / "espnet_tflocoformer_mono_3spk_nope_tf_layernorm_conv1d.pt", weights_only=True
+    )
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "encoder": "stft", "encoder_conf": {"n_fft": 64, "hop_length": 16},
-        "separator": "tflocoformer", "separator_conf": fx["config"],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "encoder": "stft",
+                "encoder_conf": {"n_fft": 64, "hop_length": 16},
+                "separator": "tflocoformer",
+                "separator_conf": fx["config"],
+            }
+        )
+    )
     ckpt = tmp_path / "model.pth"
     torch.save(fx["state_dict"], ckpt)
     model, info = load_separator(config=config, checkpoint=ckpt)
@@ -75,7 +95,11 @@ def test_other_state_dict_forms(tmp_path, form):
     elif form == "in memory":
         ckpt = bare
     else:
-        snapshot = {"model": {f"separator.{k}": v for k, v in bare.items()}, "optimizers": [], "reporter": {}}
+        snapshot = {
+            "model": {f"separator.{k}": v for k, v in bare.items()},
+            "optimizers": [],
+            "reporter": {},
+        }
         torch.save(snapshot, tmp_path / "checkpoint.pth")
         ckpt = tmp_path / "checkpoint.pth"
     model, _ = load_separator(config=tmp_path / "config.yaml", checkpoint=ckpt)
@@ -84,7 +108,11 @@ def test_other_state_dict_forms(tmp_path, form):
 
 
 def test_remap_drops_other_modules():
-    state = {"separator.a": torch.ones(1), "encoder.b": torch.ones(1), "loss_wrappers.0.c": torch.ones(1)}
+    state = {
+        "separator.a": torch.ones(1),
+        "encoder.b": torch.ones(1),
+        "loss_wrappers.0.c": torch.ones(1),
+    }
     assert list(remap_state_dict(state)) == ["a"]
     assert list(remap_state_dict({"a": torch.ones(1)})) == ["a"]
 
@@ -134,7 +162,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     (tmp_path / "exp" / "config.yaml").write_text("separator: rnn\n")
     with pytest.raises(CheckpointError, match="'rnn' is not one of"):
         load_separator(tmp_path / "exp")
-    (tmp_path / "exp" / "config.yaml").write_text("separator: bslocoformer\nseparator_conf: {foo: 1}\n")
+    (tmp_path / "exp" / "config.yaml").write_text(
+        "separator: bslocoformer\nseparator_conf: {foo: 1}\n"
+    )
     with pytest.raises(CheckpointError, match="unexpected keyword argument 'foo'"):
         load_separator(tmp_path / "exp")
 

@@ -7,13 +7,13 @@ These tests import the adapters from the espnet2 package on the path, where
 import filecmp
 from pathlib import Path
 
+import espnet2.enh.separator.abs_separator as espnet_separator
 import pytest
 import torch
-
 from conftest import REPO_ROOT
+
 from standalone import BSLocoformerSeparator, TFLocoformerSeparator
 
-import espnet2.enh.separator.abs_separator as espnet_separator
 try:
     from espnet2.enh.separator.bslocoformer_separator import BSLocoformerSeparator as BSAdapter
     from espnet2.enh.separator.tflocoformer_separator import TFLocoformerSeparator as TFAdapter
@@ -31,7 +31,9 @@ def test_installed_plugin_is_this_checkout():
 
     installed = Path(sep_pkg.__file__).parent
     for name in ("tflocoformer_separator.py", "bslocoformer_separator.py"):
-        assert filecmp.cmp(installed / name, REPO_ROOT / "espnet2/enh/separator" / name, shallow=False)
+        assert filecmp.cmp(
+            installed / name, REPO_ROOT / "espnet2/enh/separator" / name, shallow=False
+        )
     for src in (REPO_ROOT / "standalone").glob("*.py"):
         assert filecmp.cmp(installed / "locoformer" / src.name, src, shallow=False), src.name
 
@@ -45,7 +47,9 @@ def test_adapters_are_espnet_separators():
 def test_tf_adapter_equals_standalone(channels):
     torch.manual_seed(0)
     net = TFLocoformerSeparator(num_spk=3, num_channels=channels, **TINY).eval()
-    adapter = TFAdapter(33, num_spk=3, num_channels=channels, stem_names=["a", "b", "c"], **TINY).eval()
+    adapter = TFAdapter(
+        33, num_spk=3, num_channels=channels, stem_names=["a", "b", "c"], **TINY
+    ).eval()
     assert list(adapter.state_dict()) == list(net.state_dict())
     adapter.load_state_dict(net.state_dict(), strict=True)
     ilens = torch.tensor([12, 9])

@@ -5,13 +5,18 @@ import json
 
 import pytest
 import torch
-
 from conftest import FIXTURES
+
 from standalone import BSLocoformerSeparator, TFLocoformerSeparator, band_widths, chunked_separation
 
 FIXTURE_NAMES = sorted(json.loads((FIXTURES / "index.json").read_text()))
-CLASSES = {"TFLocoformerSeparator": TFLocoformerSeparator, "BSLocoformerSeparator": BSLocoformerSeparator}
-TINY = dict(n_layers=1, emb_dim=16, attention_dim=16, n_heads=2, num_groups=4, ffn_hidden_dim=[24, 24])
+CLASSES = {
+    "TFLocoformerSeparator": TFLocoformerSeparator,
+    "BSLocoformerSeparator": BSLocoformerSeparator,
+}
+TINY = dict(
+    n_layers=1, emb_dim=16, attention_dim=16, n_heads=2, num_groups=4, ffn_hidden_dim=[24, 24]
+)
 
 
 def cplx(*shape, seed=0):
@@ -236,7 +241,16 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
 
 @pytest.mark.parametrize(
-    "fs,n_fft", [(8000, 256), (16000, 512), (22050, 1024), (32000, 2048), (44100, 128), (44100, 2048), (48000, 2048)]
+    "fs,n_fft",
+    [
+        (8000, 256),
+        (16000, 512),
+        (22050, 1024),
+        (32000, 2048),
+        (44100, 128),
+        (44100, 2048),
+        (48000, 2048),
+    ],
 )
 def test_band_layout_covers_every_bin_once(fs, n_fft):
     widths = band_widths(fs, n_fft)

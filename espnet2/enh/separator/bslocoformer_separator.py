@@ -3,7 +3,7 @@
 See ``tflocoformer_separator.py`` for how the adapter and the network relate.
 """
 
-from typing import List, Optional
+from typing import List
 
 from espnet2.enh.separator.abs_separator import AbsSeparator
 from espnet2.enh.separator.locoformer.bslocoformer_separator import (
@@ -23,7 +23,7 @@ class BSLocoformerSeparator(LocoformerAdapterMixin, BSLocoformerNet, AbsSeparato
     plus ``stem_names``.
     """
 
-    def __init__(self, input_dim: int, *, stem_names: Optional[List[str]] = None, **kwargs):
+    def __init__(self, input_dim: int, *, stem_names: List[str] | None = None, **kwargs):
         BSLocoformerNet.__init__(self, **kwargs)
         if input_dim != self.n_freqs:
             raise ValueError(

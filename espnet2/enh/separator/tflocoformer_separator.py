@@ -8,10 +8,9 @@ checkpoint stores them as ``separator.`` + key (what ``standalone.load_separator
 
 import inspect
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
-
 from espnet2.enh.separator.abs_separator import AbsSeparator
 from espnet2.enh.separator.locoformer.tflocoformer_separator import (
     TFLocoformerSeparator as TFLocoformerNet,
@@ -25,7 +24,7 @@ class LocoformerAdapterMixin:
     networks take ``[B, M, T, F]``.
     """
 
-    def _init_adapter(self, stem_names: Optional[List[str]]):
+    def _init_adapter(self, stem_names: List[str] | None):
         if stem_names is not None and len(stem_names) != self.num_spk:
             raise ValueError(f"stem_names {stem_names} must have num_spk={self.num_spk} entries")
         self.stem_names = list(stem_names) if stem_names else None
@@ -34,7 +33,7 @@ class LocoformerAdapterMixin:
         self,
         input: torch.Tensor,
         ilens: torch.Tensor,
-        additional: Optional[Dict] = None,
+        additional: Dict | None = None,
     ) -> Tuple[List[torch.Tensor], torch.Tensor, OrderedDict]:
         """Separate.
 
@@ -74,7 +73,7 @@ class TFLocoformerSeparator(LocoformerAdapterMixin, TFLocoformerNet, AbsSeparato
     ``stem_names`` to name the sources in the config (used by ``separate.py``).
     """
 
-    def __init__(self, input_dim: int, *, stem_names: Optional[List[str]] = None, **kwargs):
+    def __init__(self, input_dim: int, *, stem_names: List[str] | None = None, **kwargs):
         TFLocoformerNet.__init__(self, **kwargs)
         self._init_adapter(stem_names)
 

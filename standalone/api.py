@@ -235,24 +235,29 @@ class Separator:
         )
 
     # ----------------------------------------------------------------------------- channels
+    def check_channels(self, channels: int, downmix: bool = False) -> None:
+        """Raise ValueError when audio with ``channels`` channels cannot be separated."""
+        m = self.num_channels
+        if channels > m and channels > 2 and not downmix:
+            raise ValueError(
+                f"audio has {channels} channels; the model takes {m} (use --downmix / "
+                "downmix=True to average them)"
+            )
+        if 1 < channels < m:
+            raise ValueError(f"audio has {channels} channels; the model takes {m}")
+
     def _to_model_channels(self, wav: torch.Tensor, downmix: bool) -> torch.Tensor:
         """``[C, L]`` -> ``[G, M, L]`` groups the model separates independently."""
         c, m = wav.shape[0], self.num_channels
+        self.check_channels(c, downmix)
         if c > m and (downmix or c > 2):
-            if not downmix:
-                raise ValueError(
-                    f"audio has {c} channels; the model takes {m} (use --downmix / "
-                    "downmix=True to average them)"
-                )
             groups = [wav[i::m].mean(dim=0) for i in range(m)]
             return torch.stack(groups)[None]
         if c == m:
             return wav[None]
         if c == 1:
             return wav.expand(m, -1)[None]
-        if m == 1:
-            return wav[:, None]
-        raise ValueError(f"audio has {c} channels; the model takes {m} (use --downmix)")
+        return wav[:, None]  # m == 1, c == 2: one channel at a time
 
     @staticmethod
     def _from_model_channels(out: torch.Tensor, in_channels: int, downmixed: bool) -> torch.Tensor:
@@ -302,7 +307,7 @@ class Separator:
         return {name: stems[i].contiguous() for i, name in enumerate(self.stem_names)}
 
     def _normalise(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Divide ``[G, M, L]`` by its std as in training; returns it and the std ``[G, M|1, 1]``."""
+        """Divide ``[G, M, L]`` by its std as in training; returns it and std ``[G, M|1, 1]``."""
         if self.info.get("normalize_variance_per_ch"):
             std = mix.std(dim=-1, keepdim=True)
         elif self.info.get("normalize_variance"):
@@ -409,10 +414,13 @@ class Separator:
                 todo[name] = target
         if not todo:
             return result
+        wav, sr = read_audio(path)
+        try:
+            self.check_channels(wav.shape[0], downmix)
+        except ValueError as err:
+            raise AudioError(f"{path}: {err}") from None
         for folder in sorted({t.parent for t in todo.values()}):
             _check_writable(path, folder)
-
-        wav, sr = read_audio(path)
         try:
             separated = self(wav, sr, downmix=downmix, progress=progress)
         except ValueError as err:

@@ -301,7 +301,8 @@ class Separator:
             stems = mix.new_zeros(groups.shape[0], len(self.stem_names), mix.shape[1], length)
         else:
             mix, std = self._normalise(mix)
-            out = self._run(mix, model_sr, progress) * std[:, None]
+            out = self._run(mix, model_sr, progress).mul_(std[:, None])
+            del mix
             stems = resample(out, model_sr, int(sample_rate))[..., :length]
         stems = self._from_model_channels(stems, in_channels, downmixed)
         return {name: stems[i].contiguous() for i, name in enumerate(self.stem_names)}

@@ -44,13 +44,16 @@ def _separate_chunks(
     ``M'`` is the model's output channel count (1 when it returns ``[B, N, T, F]``).
     """
     k, g, m, length = chunks.shape
-    wav = chunks.reshape(k * g, m, length).to(device)
-    spec = stft(wav, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window)  # [KG, M, T, F]
-    est = model(spec)
-    if est.ndim == 4:  # [KG, N, T, F]: single-channel output
-        est = est.unsqueeze(2)
-    out = istft(est, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window, length=length)
-    return out.reshape(k, g, *out.shape[1:]).to("cpu", torch.float32)
+    with torch.inference_mode():
+        wav = chunks.reshape(k * g, m, length).to(device)
+        spec = stft(wav, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window)  # [KG, M, T, F]
+        est = model(spec)
+        if est.ndim == 4:  # [KG, N, T, F]: single-channel output
+            est = est.unsqueeze(2)
+        out = istft(est, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window, length=length)
+    out = out.reshape(k, g, *out.shape[1:]).to("cpu", torch.float32)
+    # an inference tensor cannot be modified in place later: hand back an ordinary one
+    return out.clone() if out.is_inference() else out
 
 
 def apply_model(
@@ -108,7 +111,7 @@ def apply_model(
             progress=progress,
         )
 
-    with torch.inference_mode():
+    with torch.no_grad():  # the model itself runs under inference_mode, chunk by chunk
         if shifts <= 0 or max_shift <= 0:
             return run(mix)
         padded = torch.nn.functional.pad(mix, (max_shift, max_shift))
@@ -121,4 +124,4 @@ def apply_model(
             out = run(shifted)[..., max_shift - offset : max_shift - offset + length]
             total = out.clone() if total is None else total.add_(out)
             del out
-        return total / shifts
+        return total.div_(shifts)

@@ -170,6 +170,8 @@ def test_call_returns_input_rate_length_and_channels(music):
     again = music(wav.numpy(), 44100)
     for name in STEMS:
         torch.testing.assert_close(again[name], stems[name])
+        assert not again[name].is_inference()
+    again["vocals"].mul_(2.0)  # ordinary tensors: the caller may edit them in place
 
 
 def test_mono_input_to_stereo_model_gives_mono_stems(music):

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="separate.py",
         description="Separate audio files into stems with a TF-Locoformer / BS-Locoformer model.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Stems keep the input's sample rate, length and channel count: a mono file given "
+        "to a stereo model fills both model channels and the result is averaged back to mono; "
+        "a stereo file given to a mono model is separated one channel at a time; files with "
+        "more channels than that need --downmix (stems then have the model's channel count). "
+        "Exit status: 0 all files done, 1 some failed, 2 usage error.",
     )
     p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders")
     model = p.add_argument_group("model")
@@ -66,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu, cuda or cuda:N",
     )
     out = p.add_argument_group("output")
-    out.add_argument("-o", "--output_dir", "--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    out.add_argument(
+        "-o",
+        "--output_dir",
+        "--output-dir",
+        type=Path,
+        default=DEFAULT_OUTPUT_DIR,
+        help="output folder (created if missing)",
+    )
     out.add_argument(
         "--filename",
         default=DEFAULT_FILENAME,

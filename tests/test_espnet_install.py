@@ -204,6 +204,25 @@ def test_source_checkout_gets_recipe_and_speech_configs(tmp_path: Path, monkeypa
     assert snapshot(checkout) == before
 
 
+def test_this_repository_installs_into_a_source_checkout(tmp_path: Path):
+    checkout = pristine_espnet_copy(tmp_path / "espnet")
+    corpora = ("wsj0_2mix", "whamr", "librimix", "dns_ins20")
+    for corpus in corpora:
+        (checkout / f"egs2/{corpus}/enh1/conf/tuning").mkdir(parents=True)
+    before = snapshot(checkout)
+
+    proc = run_installer(checkout)
+    assert proc.returncode == 0, proc.stderr
+    for src in REPO_ROOT.glob("egs2/*/enh1/conf/tuning/train_enh_tflocoformer*.yaml"):
+        if src.parts[-5] in corpora:
+            rel = src.relative_to(REPO_ROOT)
+            assert (checkout / rel).read_bytes() == src.read_bytes(), rel
+    assert (checkout / "egs2/musdb18hq/enh1").is_dir()
+    assert run_installer(checkout).returncode == 0
+    assert run_installer("--uninstall", checkout).returncode == 0
+    assert snapshot(checkout) == before
+
+
 def test_patch_applier_tolerates_offsets_and_rejects_ambiguity(tmp_path: Path):
     inst = installer()
     patch = tmp_path / "x.patch"

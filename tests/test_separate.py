@@ -621,6 +621,7 @@ def test_cli_config_and_checkpoint_pair(tmp_path, music_exp):
     assert rc == 0 and (tmp_path / "o" / "s" / "other.wav").is_file()
 
 
+@pytest.mark.slow
 def test_recipe_cli_subprocess_matches_the_api(tmp_path, music_exp):
     song = tmp_path / "in" / "song.wav"
     write_song(song, seconds=0.4, sr=48000)

@@ -3,6 +3,7 @@
 from standalone import BSLocoformerSeparator, load_separator
 """
 
+from .api import Separator
 from .bslocoformer_separator import BSLocoformerSeparator, band_widths
 from .checkpoint import CheckpointError, load_separator, remap_state_dict
 from .chunking import chunked_separation, overlap_add
@@ -12,6 +13,7 @@ from .tflocoformer_separator import TFLocoformerSeparator
 __all__ = [
     "BSLocoformerSeparator",
     "CheckpointError",
+    "Separator",
     "TFLocoformerSeparator",
     "band_widths",
     "chunked_separation",

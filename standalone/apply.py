@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .chunking import overlap_add
+from .chunking import chunk_starts, overlap_add
 from .stft import istft, stft
 
 __all__ = ["StftConfig", "apply_model", "count_chunks"]
@@ -31,9 +31,9 @@ class StftConfig:
 
 def count_chunks(length: int, chunk_size: int | None, overlap: int) -> int:
     """How many chunks ``overlap_add`` cuts ``length`` samples into (for progress bars)."""
-    if chunk_size is None or length <= chunk_size:
+    if chunk_size is None:
         return 1
-    return len(range(0, length - overlap, chunk_size - overlap))
+    return len(chunk_starts(length, chunk_size, overlap))
 
 
 def _separate_chunks(

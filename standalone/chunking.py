@@ -29,6 +29,13 @@ def crossfade_window(chunk_size: int, overlap: int, device=None) -> torch.Tensor
     return w
 
 
+def chunk_starts(length: int, chunk_size: int, overlap: int) -> list[int]:
+    """Start offsets of the chunks ``overlap_add`` cuts ``length`` samples into."""
+    if length <= chunk_size:
+        return [0]
+    return list(range(0, length - overlap, chunk_size - overlap))
+
+
 def overlap_add(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -63,8 +70,7 @@ def overlap_add(
             progress(1)
         return out
     dim_from_end = dim - x.ndim if dim >= 0 else dim
-    hop = chunk_size - overlap
-    starts = list(range(0, length - overlap, hop))
+    starts = chunk_starts(length, chunk_size, overlap)
     window = crossfade_window(chunk_size, overlap, device=x.device)
     out = weight = None
     for i in range(0, len(starts), batch_size):
@@ -93,7 +99,7 @@ def overlap_add(
             progress(len(group))
     view = [1] * out.ndim
     view[dim_from_end] = length
-    return out.narrow(dim_from_end, 0, length) / weight[:length].view(view)
+    return out.narrow(dim_from_end, 0, length).div_(weight[:length].view(view))
 
 
 def chunked_separation(

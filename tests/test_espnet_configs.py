@@ -54,10 +54,7 @@ def test_config_builds_through_enhancement_task(config: Path):
     model = EnhancementTask.build_model(args)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert type(model.separator).__name__ in ("TFLocoformerSeparator", "BSLocoformerSeparator")
-    # the preprocessor of the config must build too (train and validation variants)
-    if getattr(args, "preprocessor", None) == "music_augment":
-        args.train_data_path_and_name_and_type = []
-        args.preprocessor_conf = {**args.preprocessor_conf, "remix_prob": 0.0}
+    # the config's preprocessor (if any) must accept its preprocessor_conf
     EnhancementTask.build_preprocess_fn(args, train=False)
 
 

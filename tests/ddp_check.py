@@ -6,8 +6,9 @@ For each config, both ranks build the model with ``EnhancementTask.build_model``
 ``DistributedDataParallel(find_unused_parameters=False)`` (what ESPnet's ``--ngpu N`` does) and
 run two optimiser steps on different stereo 4-stem batches. DDP itself raises at the second
 forward if the first backward left a trainable parameter without gradient; the script also
-records, per rank, the trainable parameters without gradient and a checksum of the all-reduced gradients. Rank 0
-writes ``{config: {"rank0": {...}, "rank1": {...}}}`` to OUT.json.
+records, per rank, the trainable parameters without gradient and a checksum of the
+all-reduced gradients. Rank 0 writes ``{config: {"rank0": {...}, "rank1": {...}}}`` to
+OUT.json.
 """
 
 from __future__ import annotations

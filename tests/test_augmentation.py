@@ -174,6 +174,10 @@ def test_bad_settings_and_sources_give_clear_errors(data_dir: Path, tmp_path: Pa
     with pytest.raises(FileNotFoundError, match=f"stem scp not found: {missing}"):
         pre(TRACKS[0], example(data_dir, 0))
 
+    pre = MusicAugmentPreprocessor(train=True, remix_prob=1.0, stem_scps=scps(data_dir)[:2])
+    with pytest.raises(ValueError, match="Artist_A has 4 stems but only 2 stem scp files"):
+        pre(TRACKS[0], example(data_dir, 0))
+
     mono = tmp_path / "mono.wav"
     sf.write(mono, np.zeros(LENGTH), 8000)
     scp = tmp_path / "mono.scp"

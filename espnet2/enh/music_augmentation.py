@@ -104,16 +104,10 @@ class MusicAugmentPreprocessor(AbsPreprocessor):
         self.recompute_mixture = recompute_mixture
 
         if stem_scps is None and train_data_path_and_name_and_type is not None:
-            named = {
-                name: path
-                for path, name, kind in train_data_path_and_name_and_type
-                if name.startswith(ref_prefix) and name[len(ref_prefix) :].isdigit()
-            }
-            stem_scps = [
-                named[f"{ref_prefix}{k}"]
-                for k in range(1, len(named) + 1)
-                if f"{ref_prefix}{k}" in named
-            ]
+            named = {name: path for path, name, _ in train_data_path_and_name_and_type}
+            stem_scps = []
+            while f"{ref_prefix}{len(stem_scps) + 1}" in named:
+                stem_scps.append(named[f"{ref_prefix}{len(stem_scps) + 1}"])
         self.stem_scps = list(stem_scps or [])
         if train and self.remix_prob > 0 and not self.stem_scps:
             raise ValueError(
@@ -219,7 +213,13 @@ class MusicAugmentPreprocessor(AbsPreprocessor):
         out = []
         for idx, stem in enumerate(stems):
             if self.remix_prob > 0 and rng.random() < self.remix_prob:
-                pool = self._stem_pools()[idx]
+                pools = self._stem_pools()
+                if idx >= len(pools):
+                    raise ValueError(
+                        f"music_augment: {uid} has {len(keys)} stems but only {len(pools)} "
+                        "stem scp files are known for remixing"
+                    )
+                pool = pools[idx]
                 choices = [p for u, p in pool if u != uid] or [p for _, p in pool]
                 path = choices[int(rng.integers(len(choices)))]
                 stem = self._read_segment(path, length, channels, rng)

@@ -9,8 +9,8 @@ source and channel.  This keeps the band axis short (62 bands instead of 1025 bi
 
 Bands of equal width that sit next to each other are processed together: their per-band
 weights are stacked and applied with one batched product, so the 62 small products of a
-per-band loop become 7.  Parameters are still stored per band, under the names of the
-published implementation.
+per-band loop become 7 (``standalone.perf.plain_mode()`` runs the per-band loop instead).
+Parameters are still stored per band, under the names of the published implementation.
 
 Shapes: B batch, M audio channels, N sources, T frames, F bins, K bands, C channels.
 """
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import perf
 from .tflocoformer_separator import build_blocks, check_input, full_precision, run_blocks
 
 # (start Hz, end Hz, bins per band) of the BS-RoFormer band layout
@@ -130,6 +131,13 @@ class BandSplitModule(nn.Module):
     def encode(self, feats: torch.Tensor) -> torch.Tensor:
         """feats: [B, T, F, 2M] (per bin: re of each channel, then im) -> [B, T, K, C]."""
         b, t, _, m2 = feats.shape
+        if perf.is_plain():  # one band at a time, with the modules themselves
+            out, bin0 = [], 0
+            for width, module in zip(self.widths, self.band_split_module):
+                x = feats[:, :, bin0 : bin0 + width].reshape(b, t, width * m2)
+                out.append(module(x.transpose(1, 2)).transpose(1, 2))  # [B, T, C]
+                bin0 += width
+            return torch.stack(out, dim=2)
         out = []
         for first, last, width, bin0 in self.runs:
             mods = self.band_split_module[first:last]
@@ -145,6 +153,12 @@ class BandSplitModule(nn.Module):
         """h: [B, T, K, C] -> [B, N, M, T, F, 2] (real/imaginary parts last)."""
         b, t = h.shape[:2]
         n, m = self.num_spk, self.num_channels
+        if perf.is_plain():  # one band at a time, with the modules themselves
+            out = []
+            for k, (width, module) in enumerate(zip(self.widths, self.bandwise_decoding_module)):
+                x = module(h[:, :, k].transpose(1, 2))  # [B, 2 N M w, T]
+                out.append(x.view(b, 2, n, m, width, t).permute(0, 2, 3, 5, 4, 1))
+            return torch.cat(out, dim=4)
         out = []
         for first, last, width, _ in self.runs:
             mods = self.bandwise_decoding_module[first:last]

@@ -25,12 +25,17 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
+
+from . import perf
 
 FFN_TYPES = ("swiglu_conv1d", "conv1d")
 NORM_TYPES = ("rmsgroupnorm", "layernorm")
 POS_ENCODINGS = ("rope", "nope")
 TF_ORDERS = ("ft", "tf")
+# positions (sequences x length) per slice of a Locoformer layer at inference
+SLICE_POSITIONS = 8192
 
 
 @contextlib.contextmanager
@@ -122,6 +127,22 @@ class RotaryEmbedding(nn.Module):
             out = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1)
         return out.flatten(-2).to(x.dtype)
 
+    def rotate_along_dim1(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, L, ..., d], positions along dim 1 -> rotated x, same shape and dtype.
+
+        The same rotation as ``rotate`` written as one complex product per pair
+        ``(x_2i + i x_2i+1) * exp(i pos freq_i)``, on the ``qkv`` layout (no permuted copies).
+        """
+        length = x.shape[1]
+        with full_precision(x):
+            pos = torch.arange(length, device=x.device, dtype=torch.float32)
+            theta = pos[:, None] * self.freqs.float()[None, :]  # [L, d/2]
+            turn = torch.polar(torch.ones_like(theta), theta)
+            turn = turn.view(length, *[1] * (x.ndim - 3), -1)
+            pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+            out = torch.view_as_real(pairs * turn).flatten(-2)
+        return out.to(x.dtype)
+
 
 # --------------------------------------------------------------------------------------
 # Attention
@@ -156,25 +177,31 @@ class MultiHeadSelfAttention(nn.Module):
             nn.Linear(attention_dim, emb_dim, bias=False), nn.Dropout(dropout)
         )
 
-    def _sdpa_context(self, q: torch.Tensor):
+    def _sdpa_context(self, q: torch.Tensor, plain: bool):
         """On CUDA with half precision, ``flash_attention=True`` pins SDPA to the flash kernel
-        (the original's switch); elsewhere torch picks its fastest valid kernel (the fused
-        CPU flash kernel for fp32 on CPU)."""
+        (the original's switch); ``plain`` pins it to the math kernel; otherwise torch picks
+        its fastest valid kernel (the fused CPU flash kernel for fp32 on CPU)."""
+        if plain:
+            return sdpa_kernel([SDPBackend.MATH])
         if self.flash_attention and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
-            from torch.nn.attention import SDPBackend, sdpa_kernel
-
             return sdpa_kernel([SDPBackend.FLASH_ATTENTION])
         return contextlib.nullcontext()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, -1)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, L, d]
-        if self.rope is not None:
-            cos, sin = self.rope.angles(length, x.device)
-            q = RotaryEmbedding.rotate(q, cos, sin).to(v.dtype)
-            k = RotaryEmbedding.rotate(k, cos, sin).to(v.dtype)
-        with self._sdpa_context(q):
+        plain = perf.is_plain()
+        if self.rope is not None and not plain:
+            qk = self.rope.rotate_along_dim1(qkv[:, :, :2]).to(qkv.dtype)
+            q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, L, d]
+            v = qkv[:, :, 2].transpose(1, 2)
+        else:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            if self.rope is not None:
+                cos, sin = self.rope.angles(length, x.device)
+                q = RotaryEmbedding.rotate(q, cos, sin).to(v.dtype)
+                k = RotaryEmbedding.rotate(k, cos, sin).to(v.dtype)
+        with self._sdpa_context(q, plain):
             out = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0
             )
@@ -185,12 +212,46 @@ class MultiHeadSelfAttention(nn.Module):
 # --------------------------------------------------------------------------------------
 # Convolutional feed-forward networks
 # --------------------------------------------------------------------------------------
+def conv1d_lc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int):
+    """``F.conv1d`` on channels-last input as im2col + one matrix product.
+
+    x: [B, P, C_in]; weight: [C_out, C_in, k] (``nn.Conv1d`` layout); returns
+    [B, (P - k) // stride + 1, C_out], equal to ``conv1d(x.mT, weight, bias, stride).mT``.
+    """
+    b, _, c_in = x.shape
+    c_out, _, k = weight.shape
+    windows = x.unfold(1, k, stride).transpose(2, 3)  # [B, L_out, k, C_in] (a view)
+    length = windows.shape[1]
+    w = weight.transpose(1, 2).reshape(c_out, k * c_in)
+    out = torch.addmm(bias, windows.reshape(b * length, k * c_in), w.t())
+    return out.view(b, length, c_out)
+
+
+def conv_transpose1d_lc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int):
+    """``F.conv_transpose1d`` on channels-last input as one matrix product + overlap-add.
+
+    x: [B, L, C_in]; weight: [C_in, C_out, k] (``nn.ConvTranspose1d`` layout); returns
+    [B, (L - 1) * stride + k, C_out], equal to ``conv_transpose1d(x.mT, weight, bias,
+    stride).mT``.
+    """
+    b, length, c_in = x.shape
+    _, c_out, k = weight.shape
+    taps = torch.matmul(x, weight.transpose(1, 2).reshape(c_in, k * c_out))
+    taps = taps.view(b, length, k, c_out)  # contribution of input step t to output t*s + j
+    span = (length - 1) * stride + 1
+    out = bias.to(taps.dtype).expand(b, span + k - 1, c_out).clone()
+    for j in range(k):
+        out[:, j : j + span : stride] += taps[:, :, j]
+    return out
+
+
 class SwiGLUConvDeconv1d(nn.Module):
     """conv-SwiGLU FFN: Conv1d(C, 2H, k, s) -> value * SiLU(gate) -> ConvTranspose1d(H, C, k, s).
 
     The sequence is padded by ``k - s`` on the left and enough on the right for the strided
     convolution to cover it; the output keeps samples ``[k - s, k - s + L)``.
-    x: [B, L, C] -> [B, L, C].
+    x: [B, L, C] -> [B, L, C].  Both convolutions run as matrix products on the channels-last
+    layout unless ``standalone.perf.plain_mode()`` is on (then ``nn.Conv1d`` on ``[B, C, L]``).
     """
 
     def __init__(self, dim: int, hidden_dim: int, kernel: int, shift: int, dropout: float = 0.0):
@@ -207,11 +268,20 @@ class SwiGLUConvDeconv1d(nn.Module):
         k, s = self.kernel, self.shift
         left = k - s
         padded = math.ceil((length + 2 * left - k) / s) * s + k
-        h = F.pad(x.transpose(1, 2), (left, padded - length - left))
-        value, gate = self.conv1d(h).chunk(2, dim=1)
-        h = self.dropout(value * F.silu(gate))
-        h = self.deconv1d(h)[..., left : left + length]
-        return self.dropout(h).transpose(1, 2)
+        if perf.is_plain():
+            h = F.pad(x.transpose(1, 2), (left, padded - length - left))
+            value, gate = self.conv1d(h).chunk(2, dim=1)
+            h = self.dropout(value * F.silu(gate))
+            h = self.deconv1d(h)[..., left : left + length]
+            return self.dropout(h).transpose(1, 2)
+        h = F.pad(x, (0, 0, left, padded - length - left))
+        value, gate = conv1d_lc(h, self.conv1d.weight, self.conv1d.bias, s).chunk(2, dim=-1)
+        h = F.silu(gate)
+        # in place where autograd does not need the SiLU output
+        h = h.mul_(value) if not (h.requires_grad or value.requires_grad) else h * value
+        h = self.dropout(h)
+        h = conv_transpose1d_lc(h, self.deconv1d.weight, self.deconv1d.bias, s)
+        return self.dropout(h[:, left : left + length])
 
 
 class ConvDeconv1d(nn.Module):
@@ -221,7 +291,7 @@ class ConvDeconv1d(nn.Module):
     right length when ``k - s <= 1``.  Here the input gets ``(k - s)//2`` zeros on the left
     and the fewest zeros on the right that make the output long enough, so any kernel and
     shift work; where the original works, both paddings are zero and the result is the same.
-    x: [B, L, C] -> [B, L, C].
+    x: [B, L, C] -> [B, L, C] (convolutions as in ``SwiGLUConvDeconv1d``).
     """
 
     def __init__(self, dim: int, hidden_dim: int, kernel: int, shift: int, dropout: float = 0.0):
@@ -246,9 +316,15 @@ class ConvDeconv1d(nn.Module):
         n = max(length + left, k)
         while (n - k) // s * s + k < needed:
             n += 1
-        h = F.pad(x.transpose(1, 2), (left, n - length - left))
-        h = self.net(h)[..., left : left + length]
-        return h.transpose(1, 2)
+        if perf.is_plain():
+            h = F.pad(x.transpose(1, 2), (left, n - length - left))
+            h = self.net(h)[..., left : left + length]
+            return h.transpose(1, 2)
+        conv, _, dropout, deconv, _ = self.net
+        h = F.pad(x, (0, 0, left, n - length - left))
+        h = dropout(F.silu(conv1d_lc(h, conv.weight, conv.bias, s)))
+        h = conv_transpose1d_lc(h, deconv.weight, deconv.bias, s)
+        return dropout(h[:, left : left + length])
 
 
 def make_ffn(ffn_type: str, dim: int, hidden_dim: int, kernel: int, shift: int, dropout: float):
@@ -328,13 +404,37 @@ class TFLocoformerBlock(nn.Module):
         self.frame_path = LocoformerBlock(**block_kwargs)
 
     def _along_freq(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, f, c = x.shape
-        return self.freq_path(x.reshape(b * t, f, c)).view(b, t, f, c)
+        return self._along(self.freq_path, x, seq_dim=2)
 
     def _along_time(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, f, c = x.shape
-        seq = x.transpose(1, 2).reshape(b * f, t, c)
-        return self.frame_path(seq).view(b, f, t, c).transpose(1, 2)
+        return self._along(self.frame_path, x, seq_dim=1)
+
+    @staticmethod
+    def _along(layer: nn.Module, x: torch.Tensor, seq_dim: int) -> torch.Tensor:
+        """Run ``layer`` on every sequence of x: [B, T, F, C] along ``seq_dim`` (1: time,
+        2: frequency) -> [B, T, F, C].
+
+        Without autograd (and outside ``perf.plain_mode()``) the sequences go through the
+        layer in slices of about ``SLICE_POSITIONS`` positions: the sequences are
+        independent, so the result is the same, and the layer's temporaries stay small
+        (less memory, no page faults from fresh large allocations, better cache use).
+        """
+        other = 3 - seq_dim
+        b, length, c = x.shape[0], x.shape[seq_dim], x.shape[3]
+
+        def run(part: torch.Tensor) -> torch.Tensor:
+            n = part.shape[other]
+            seqs = part.movedim(other, 1).reshape(b * n, length, c)
+            return layer(seqs).view(b, n, length, c).movedim(1, other)
+
+        if torch.is_grad_enabled() or perf.is_plain():
+            return run(x)
+        step = max(1, SLICE_POSITIONS // (b * length))
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        for start in range(0, x.shape[other], step):
+            part = x.narrow(other, start, min(step, x.shape[other] - start))
+            out.narrow(other, start, part.shape[other]).copy_(run(part))
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tf_order == "ft":

@@ -709,14 +709,18 @@ def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output root (MUSDB18-HQ layout)")
-    parser.add_argument("--num-train", type=int, default=8, help="tracks in train/ (default 8)")
-    parser.add_argument("--num-test", type=int, default=2, help="tracks in test/ (default 2)")
-    parser.add_argument("--num-valid", type=int, default=2,
+    parser.add_argument("--num-train", "--num_train", type=int, default=8,
+                        help="tracks in train/ (default 8)")
+    parser.add_argument("--num-test", "--num_test", type=int, default=2,
+                        help="tracks in test/ (default 2)")
+    parser.add_argument("--num-valid", "--num_valid", type=int, default=2,
                         help="train tracks listed in valid_tracks.txt (default 2)")
-    parser.add_argument("--min-duration", type=float, default=20.0, help="seconds (default 20)")
-    parser.add_argument("--max-duration", type=float, default=30.0, help="seconds (default 30)")
+    parser.add_argument("--min-duration", "--min_duration", type=float, default=20.0,
+                        help="seconds (default 20)")
+    parser.add_argument("--max-duration", "--max_duration", type=float, default=30.0,
+                        help="seconds (default 30)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-rate", type=int, default=44100)
+    parser.add_argument("--sample-rate", "--sample_rate", type=int, default=44100)
     parser.add_argument("--subtype", default="PCM_16", choices=SUBTYPES,
                         help="wav sample format (default PCM_16, as MUSDB18-HQ)")
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")

@@ -44,14 +44,40 @@ VALID_LIST = "valid_tracks.txt"
 SUBTYPES = ("PCM_16", "FLOAT")
 
 ARTISTS = (
-    "Aurora Tide", "Brass Lantern", "Cinder Vale", "Delta Ninefold", "Echo Parade",
-    "Felt & Wire", "Glass Harbor", "Hollow Pines", "Iris Quarry", "June Atlas",
-    "Kite Engine", "Low Meridian", "Mono Lisa", "Night Orchard", "Opal Static", "Paper Comets",
+    "Aurora Tide",
+    "Brass Lantern",
+    "Cinder Vale",
+    "Delta Ninefold",
+    "Echo Parade",
+    "Felt & Wire",
+    "Glass Harbor",
+    "Hollow Pines",
+    "Iris Quarry",
+    "June Atlas",
+    "Kite Engine",
+    "Low Meridian",
+    "Mono Lisa",
+    "Night Orchard",
+    "Opal Static",
+    "Paper Comets",
 )
 TITLES = (
-    "Midnight Signal", "Salt On The Wire", "Paper Moons", "Running Lights", "Quiet Engines",
-    "Velvet Hours", "Northern Lines", "Glass Houses", "Slow Satellite", "Tin Roof Rain",
-    "Copper Skies", "Open Window", "Half Past Blue", "Lighthouse", "Second Nature", "Tidal",
+    "Midnight Signal",
+    "Salt On The Wire",
+    "Paper Moons",
+    "Running Lights",
+    "Quiet Engines",
+    "Velvet Hours",
+    "Northern Lines",
+    "Glass Houses",
+    "Slow Satellite",
+    "Tin Roof Rain",
+    "Copper Skies",
+    "Open Window",
+    "Half Past Blue",
+    "Lighthouse",
+    "Second Nature",
+    "Tidal",
 )
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
@@ -171,8 +197,13 @@ def place(events: np.ndarray, gains: np.ndarray, sample: np.ndarray, n: int, sr:
     return out
 
 
-def decaying_noise(rng: np.random.Generator, sr: int, length_s: float, tau_s: float,
-                   band: tuple[float | None, float | None]) -> np.ndarray:
+def decaying_noise(
+    rng: np.random.Generator,
+    sr: int,
+    length_s: float,
+    tau_s: float,
+    band: tuple[float | None, float | None],
+) -> np.ndarray:
     """Band-limited noise burst [k] with an exponential decay (``band`` = (low, high) Hz)."""
     k = int(length_s * sr)
     t = np.arange(k) / sr
@@ -188,8 +219,17 @@ def decaying_noise(rng: np.random.Generator, sr: int, length_s: float, tau_s: fl
     return signal.sosfilt(sos, noise) * np.exp(-t / tau_s)
 
 
-def note_envelope(onsets: np.ndarray, durs: np.ndarray, vels: np.ndarray, n: int, sr: int,
-                  attack: float, decay: float, sustain: float, release: float):
+def note_envelope(
+    onsets: np.ndarray,
+    durs: np.ndarray,
+    vels: np.ndarray,
+    n: int,
+    sr: int,
+    attack: float,
+    decay: float,
+    sustain: float,
+    release: float,
+):
     """ADSR envelope of a monophonic note sequence.
 
     Args:
@@ -223,8 +263,13 @@ def note_envelope(onsets: np.ndarray, durs: np.ndarray, vels: np.ndarray, n: int
     return active[nz], note[nz], since[nz], env[nz]
 
 
-def additive(phase: np.ndarray, f0: np.ndarray, n_harmonics: int,
-             gain: Callable[[int], np.ndarray | float], sr: int) -> np.ndarray:
+def additive(
+    phase: np.ndarray,
+    f0: np.ndarray,
+    n_harmonics: int,
+    gain: Callable[[int], np.ndarray | float],
+    sr: int,
+) -> np.ndarray:
     """Sum of harmonics ``sum_k gain(k) * sin(k * phase)`` for k = 1..n_harmonics.
 
     Harmonics at or above 0.45 * sr are left out sample by sample (no aliasing).
@@ -331,8 +376,9 @@ def plan_song(rng: np.random.Generator, duration: float) -> SongPlan:
 # --------------------------------------------------------------------------------------------
 
 
-def render_drums(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
-                 ir: np.ndarray) -> np.ndarray:
+def render_drums(
+    plan: SongPlan, rng: np.random.Generator, n: int, sr: int, ir: np.ndarray
+) -> np.ndarray:
     t_kick = np.arange(int(0.4 * sr)) / sr
     f_hi, f_lo = rng.uniform(110, 170), rng.uniform(42, 60)
     kick_f = f_lo + (f_hi - f_lo) * np.exp(-t_kick / 0.035)
@@ -373,8 +419,13 @@ def render_drums(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
                 ev["snare"].append((t, 0.5 + 0.12 * (s - 12)))
             elif (cfg["snare"] is True and s in (4, 12)) or (cfg["snare"] == "half" and s == 8):
                 ev["snare"].append((t, loud))
-    kit = (("kick", kick, 0.0, 0.05), ("snare", snare, -0.1, 0.2), ("hat", hat, 0.35, 0.1),
-           ("oh", open_hat, 0.35, 0.15), ("cr", crash, -0.45, 0.2))
+    kit = (
+        ("kick", kick, 0.0, 0.05),
+        ("snare", snare, -0.1, 0.2),
+        ("hat", hat, 0.35, 0.1),
+        ("oh", open_hat, 0.35, 0.15),
+        ("cr", crash, -0.45, 0.2),
+    )
     parts = []
     for name, sample, position, wet in kit:
         if not ev[name]:
@@ -412,8 +463,15 @@ def render_bass(plan: SongPlan, rng: np.random.Generator, n: int, sr: int) -> np
             vels.append(rng.uniform(0.8, 1.0) * (1.0 if s % 4 == 0 else 0.85))
     onsets_a = np.array(onsets)
     active, note, since, env = note_envelope(
-        onsets_a, np.array(durs), np.array(vels), n, sr,
-        attack=0.006, decay=0.35, sustain=0.55, release=0.06,
+        onsets_a,
+        np.array(durs),
+        np.array(vels),
+        n,
+        sr,
+        attack=0.006,
+        decay=0.35,
+        sustain=0.55,
+        release=0.06,
     )
     f0_full = np.zeros(n)
     f0_full[active] = midi_to_hz(np.array(pitches))[note]
@@ -452,7 +510,8 @@ def vocal_notes(plan: SongPlan, rng: np.random.Generator, low: int):
         lift = 2 if sec.kind == "chorus" else 0
         for pair in range(0, sec.n_bars, 2):
             bar0 = sec.start_bar + pair
-            if bar0 >= plan.n_bars or rng.random() > density + 0.1:
+            # The first phrase is always sung, so even a very short track has vocals.
+            if bar0 >= plan.n_bars or (onsets and rng.random() > density + 0.1):
                 continue
             s = int(rng.choice([0, 2, 4]))
             limit = int(16 * min(2, plan.n_bars - bar0) - rng.choice([4, 6, 8]))
@@ -477,8 +536,9 @@ def vocal_notes(plan: SongPlan, rng: np.random.Generator, low: int):
     return np.array(onsets), np.array(durs), np.array(pitches, dtype=float), np.array(vels)
 
 
-def render_vocals(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
-                  ir: np.ndarray) -> np.ndarray:
+def render_vocals(
+    plan: SongPlan, rng: np.random.Generator, n: int, sr: int, ir: np.ndarray
+) -> np.ndarray:
     low = int(rng.choice([48, 55]))  # register: C3 or G3 for the tonic octave
     onsets, durs, pitches, vels = vocal_notes(plan, rng, low)
     mono = np.zeros(n)
@@ -523,8 +583,9 @@ def render_vocals(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
     return mix_in_room([(mono, rng.uniform(-0.1, 0.1), rng.uniform(0.15, 0.3))], ir)
 
 
-def render_other(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
-                 ir: np.ndarray) -> np.ndarray:
+def render_other(
+    plan: SongPlan, rng: np.random.Generator, n: int, sr: int, ir: np.ndarray
+) -> np.ndarray:
     bar_s = plan.bar_s
     n_voices = len(plan.chords[0])
     parts = []
@@ -534,8 +595,15 @@ def render_other(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
     pad_vel = np.array([SECTIONS[plan.section_of_bar(b).kind]["pad"] for b in bars])
     tilt = rng.uniform(1.6, 2.4)
     active, note, _, env = note_envelope(
-        bars * bar_s, np.full(plan.n_bars, bar_s * 0.85), pad_vel, n, sr,
-        attack=rng.uniform(0.08, 0.3), decay=1.0, sustain=0.75, release=0.25,
+        bars * bar_s,
+        np.full(plan.n_bars, bar_s * 0.85),
+        pad_vel,
+        n,
+        sr,
+        attack=rng.uniform(0.08, 0.3),
+        decay=1.0,
+        sustain=0.75,
+        release=0.25,
     )
     sides = np.linspace(-1.0, 1.0, n_voices) * rng.uniform(0.4, 0.8) * rng.choice([-1.0, 1.0])
     for v in range(n_voices):
@@ -558,8 +626,15 @@ def render_other(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
     if a_on:
         a_on_arr = np.array(a_on)
         active, note, _, env = note_envelope(
-            a_on_arr, np.full(len(a_on), 1.6 * plan.step_s), rng.uniform(0.6, 0.9, len(a_on)),
-            n, sr, attack=0.003, decay=0.12, sustain=0.0, release=0.05,
+            a_on_arr,
+            np.full(len(a_on), 1.6 * plan.step_s),
+            rng.uniform(0.6, 0.9, len(a_on)),
+            n,
+            sr,
+            attack=0.003,
+            decay=0.12,
+            sustain=0.0,
+            release=0.05,
         )
         f0_full = np.zeros(n)
         f0_full[active] = midi_to_hz(np.array(a_pitch))[note]
@@ -575,8 +650,15 @@ def render_other(plan: SongPlan, rng: np.random.Generator, n: int, sr: int,
 # --------------------------------------------------------------------------------------------
 
 
-def synthesize_track(seed: int, split: str, index: int, duration: float | None,
-                     min_duration: float, max_duration: float, sr: int) -> dict[str, np.ndarray]:
+def synthesize_track(
+    seed: int,
+    split: str,
+    index: int,
+    duration: float | None,
+    min_duration: float,
+    max_duration: float,
+    sr: int,
+) -> dict[str, np.ndarray]:
     """Render one track.
 
     Returns a dict mapping each name in ``STEMS`` to float64 audio ``[n, 2]``, already scaled so
@@ -598,7 +680,7 @@ def synthesize_track(seed: int, split: str, index: int, duration: float | None,
     fade = np.ones(n)
     n_in, n_out = min(n, int(0.01 * sr)), min(n, int(1.0 * sr))
     fade[:n_in] = np.linspace(0.0, 1.0, n_in)
-    fade[n - n_out:] *= np.linspace(1.0, 0.0, n_out)
+    fade[n - n_out :] *= np.linspace(1.0, 0.0, n_out)
     for name, audio in stems.items():
         rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2)) + 1e-12
         gain_db = levels_db[name] + rng.uniform(-2.0, 2.0)
@@ -639,14 +721,24 @@ def track_names(seed: int, count: int) -> list[str]:
 
 def _render_job(job: tuple) -> None:
     folder, seed, split, index, args = job
-    stems = synthesize_track(seed, split, index, None, args["min_duration"],
-                             args["max_duration"], args["sample_rate"])
+    stems = synthesize_track(
+        seed, split, index, None, args["min_duration"], args["max_duration"], args["sample_rate"]
+    )
     write_track(Path(folder), stems, args["sample_rate"], args["subtype"])
 
 
-def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: int = 2,
-                 min_duration: float = 20.0, max_duration: float = 30.0, seed: int = 0,
-                 sample_rate: int = 44100, subtype: str = "PCM_16", nj: int = 1) -> str:
+def make_dataset(
+    out: Path,
+    num_train: int = 8,
+    num_test: int = 2,
+    num_valid: int = 2,
+    min_duration: float = 20.0,
+    max_duration: float = 30.0,
+    seed: int = 0,
+    sample_rate: int = 44100,
+    subtype: str = "PCM_16",
+    nj: int = 1,
+) -> str:
     """Write the dataset to ``out`` atomically; returns "created" or "exists".
 
     An existing ``out`` written with the same options is left as it is ("exists"); any other
@@ -657,16 +749,22 @@ def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: in
     if not 0 <= num_valid < num_train:
         raise UserError(f"--num-valid must be in [0, --num-train): got {num_valid}")
     if not 0 < min_duration <= max_duration:
-        raise UserError(f"need 0 < --min-duration <= --max-duration, got {min_duration}, "
-                        f"{max_duration}")
+        raise UserError(
+            f"need 0 < --min-duration <= --max-duration, got {min_duration}, {max_duration}"
+        )
     if subtype not in SUBTYPES:
         raise UserError(f"--subtype must be one of {SUBTYPES}, got {subtype}")
     if sample_rate < 8000:
         raise UserError(f"--sample-rate must be at least 8000, got {sample_rate}")
     options = {
-        "num_train": num_train, "num_test": num_test, "num_valid": num_valid,
-        "min_duration": min_duration, "max_duration": max_duration, "seed": seed,
-        "sample_rate": sample_rate, "subtype": subtype,
+        "num_train": num_train,
+        "num_test": num_test,
+        "num_valid": num_valid,
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+        "seed": seed,
+        "sample_rate": sample_rate,
+        "subtype": subtype,
     }
     out = Path(out)
     if out.exists():
@@ -675,18 +773,23 @@ def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: in
             old = json.loads(manifest.read_text(encoding="utf-8")).get("options")
             if old == options:
                 return "exists"
-            raise UserError(f"{out} holds a synthetic set made with other options ({old}); "
-                            "remove it or choose another --out")
+            raise UserError(
+                f"{out} holds a synthetic set made with other options ({old}); "
+                "remove it or choose another --out"
+            )
         if any(out.iterdir()):
             raise UserError(f"{out} exists and is not a synthetic MUSDB set; choose another --out")
     names = track_names(seed, num_train + num_test)
     splits = {"train": names[:num_train], "test": names[num_train:]}
-    valid = splits["train"][num_train - num_valid:]
+    valid = splits["train"][num_train - num_valid :]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        jobs = [(str(tmp / split / name), seed, split, i, options)
-                for split, split_names in splits.items() for i, name in enumerate(split_names)]
+        jobs = [
+            (str(tmp / split / name), seed, split, i, options)
+            for split, split_names in splits.items()
+            for i, name in enumerate(split_names)
+        ]
         if nj > 1:
             with ProcessPoolExecutor(max_workers=nj) as pool:
                 list(pool.map(_render_job, jobs))
@@ -694,8 +797,13 @@ def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: in
             for job in jobs:
                 _render_job(job)
         (tmp / VALID_LIST).write_text("".join(f"{v}\n" for v in valid), encoding="utf-8")
-        manifest_data = {"generator": "make_synthetic_musdb.py", "options": options,
-                         "stems": list(STEMS), "tracks": splits, "valid": valid}
+        manifest_data = {
+            "generator": "make_synthetic_musdb.py",
+            "options": options,
+            "stems": list(STEMS),
+            "tracks": splits,
+            "valid": valid,
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest_data, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             out.rmdir()  # empty (checked above)
@@ -709,34 +817,58 @@ def make_dataset(out: Path, num_train: int = 8, num_test: int = 2, num_valid: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output root (MUSDB18-HQ layout)")
-    parser.add_argument("--num-train", "--num_train", type=int, default=8,
-                        help="tracks in train/ (default 8)")
-    parser.add_argument("--num-test", "--num_test", type=int, default=2,
-                        help="tracks in test/ (default 2)")
-    parser.add_argument("--num-valid", "--num_valid", type=int, default=2,
-                        help="train tracks listed in valid_tracks.txt (default 2)")
-    parser.add_argument("--min-duration", "--min_duration", type=float, default=20.0,
-                        help="seconds (default 20)")
-    parser.add_argument("--max-duration", "--max_duration", type=float, default=30.0,
-                        help="seconds (default 30)")
+    parser.add_argument(
+        "--num-train", "--num_train", type=int, default=8, help="tracks in train/ (default 8)"
+    )
+    parser.add_argument(
+        "--num-test", "--num_test", type=int, default=2, help="tracks in test/ (default 2)"
+    )
+    parser.add_argument(
+        "--num-valid",
+        "--num_valid",
+        type=int,
+        default=2,
+        help="train tracks listed in valid_tracks.txt (default 2)",
+    )
+    parser.add_argument(
+        "--min-duration", "--min_duration", type=float, default=20.0, help="seconds (default 20)"
+    )
+    parser.add_argument(
+        "--max-duration", "--max_duration", type=float, default=30.0, help="seconds (default 30)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-rate", "--sample_rate", type=int, default=44100)
-    parser.add_argument("--subtype", default="PCM_16", choices=SUBTYPES,
-                        help="wav sample format (default PCM_16, as MUSDB18-HQ)")
+    parser.add_argument(
+        "--subtype",
+        default="PCM_16",
+        choices=SUBTYPES,
+        help="wav sample format (default PCM_16, as MUSDB18-HQ)",
+    )
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     args = parser.parse_args(argv)
     try:
-        status = make_dataset(args.out, args.num_train, args.num_test, args.num_valid,
-                              args.min_duration, args.max_duration, args.seed, args.sample_rate,
-                              args.subtype, args.nj)
+        status = make_dataset(
+            args.out,
+            args.num_train,
+            args.num_test,
+            args.num_valid,
+            args.min_duration,
+            args.max_duration,
+            args.seed,
+            args.sample_rate,
+            args.subtype,
+            args.nj,
+        )
     except UserError as err:
         print(f"make_synthetic_musdb.py: error: {err}", file=sys.stderr)
         return 1
     if status == "exists":
         print(f"Synthetic MUSDB18-HQ set already in {args.out} (same options); kept it.")
     else:
-        print(f"Wrote synthetic MUSDB18-HQ set to {args.out} "
-              f"({args.num_train} train incl. {args.num_valid} valid, {args.num_test} test).")
+        print(
+            f"Wrote synthetic MUSDB18-HQ set to {args.out} "
+            f"({args.num_train} train incl. {args.num_valid} valid, {args.num_test} test)."
+        )
     return 0
 
 

@@ -113,8 +113,7 @@ def scan_root(root: Path) -> dict[str, list[Track]]:
         split_dir = root / split
         if not split_dir.is_dir():
             raise DataError(
-                f"{root}: no '{split}' folder; is this the MUSDB18-HQ root? "
-                "(MUSDB18HQ= in db.sh)"
+                f"{root}: no '{split}' folder; is this the MUSDB18-HQ root? (MUSDB18HQ= in db.sh)"
             )
         folders = sorted(
             p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -136,15 +135,17 @@ def scan_root(root: Path) -> dict[str, list[Track]]:
     return out
 
 
-def split_validation(tracks: dict[str, list[Track]], valid_names: list[str],
-                     list_source: str) -> dict[str, list[Track]]:
+def split_validation(
+    tracks: dict[str, list[Track]], valid_names: list[str], list_source: str
+) -> dict[str, list[Track]]:
     """Move the tracks named in ``valid_names`` from train to valid (order stays sorted)."""
     train_names = {t.name for t in tracks["train"]}
     missing = [name for name in valid_names if name not in train_names]
     if missing:
         raise DataError(
             f"{list_source}: {len(missing)} validation track(s) not among the training tracks: "
-            + "; ".join(missing) + " (pass --valid_list FILE to use another list)"
+            + "; ".join(missing)
+            + " (pass --valid_list FILE to use another list)"
         )
     wanted = set(valid_names)
     return {
@@ -202,8 +203,9 @@ def decode_stem_mp4(root: Path, decode_dir: Path) -> Path:
     try:
         import stempeg
     except ImportError:
-        raise DataError("--format stem_mp4 needs the stempeg package (pip install stempeg) "
-                        "and ffmpeg on PATH") from None
+        raise DataError(
+            "--format stem_mp4 needs the stempeg package (pip install stempeg) and ffmpeg on PATH"
+        ) from None
     if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
         raise DataError("--format stem_mp4 needs ffmpeg and ffprobe on PATH")
     for split in SPLITS_ON_DISK:
@@ -220,13 +222,19 @@ def decode_stem_mp4(root: Path, decode_dir: Path) -> Path:
             except Exception as err:  # stempeg raises various ffmpeg/probe errors
                 raise DataError(f"{path}: cannot decode ({err})") from None
             if audio.ndim != 3 or audio.shape[0] != len(STEM_MP4_STREAMS):
-                raise DataError(f"{path}: expected {len(STEM_MP4_STREAMS)} stereo streams, "
-                                f"got array of shape {audio.shape}")
+                raise DataError(
+                    f"{path}: expected {len(STEM_MP4_STREAMS)} stereo streams, "
+                    f"got array of shape {audio.shape}"
+                )
             tmp = Path(tempfile.mkdtemp(prefix=".decode-", dir=decode_dir / split))
             try:
                 for stem, index in STEM_MP4_STREAMS.items():
-                    sf.write(tmp / f"{stem}.wav", np.clip(audio[index], -1.0, 1.0), int(rate),
-                             subtype="PCM_16")
+                    sf.write(
+                        tmp / f"{stem}.wav",
+                        np.clip(audio[index], -1.0, 1.0),
+                        int(rate),
+                        subtype="PCM_16",
+                    )
                 os.replace(tmp, target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -234,8 +242,13 @@ def decode_stem_mp4(root: Path, decode_dir: Path) -> Path:
     return decode_dir
 
 
-def prepare(musdb_root: Path, data_dir: Path, valid_list: Path | None = None,
-            audio_format: str = "wav", decode_dir: Path | None = None) -> dict[str, list[Track]]:
+def prepare(
+    musdb_root: Path,
+    data_dir: Path,
+    valid_list: Path | None = None,
+    audio_format: str = "wav",
+    decode_dir: Path | None = None,
+) -> dict[str, list[Track]]:
     """Check the dataset and write ``data_dir/{train,valid,test}``; returns the tracks per split."""
     root = Path(musdb_root)
     if audio_format == "stem_mp4":
@@ -256,30 +269,55 @@ def prepare(musdb_root: Path, data_dir: Path, valid_list: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="MUSDB18-HQ -> data/{train,valid,test} (Kaldi-style, stems: "
-        + " ".join(f"{spk_name(i)}={s}" for i, s in enumerate(STEMS)) + ")"
+        + " ".join(f"{spk_name(i)}={s}" for i, s in enumerate(STEMS))
+        + ")"
     )
-    parser.add_argument("--musdb-root", "--musdb_root", required=True, type=Path,
-                        help="folder holding train/ and test/")
-    parser.add_argument("--data-dir", "--data_dir", default=Path("data"), type=Path,
-                        help="where train/, valid/ and test/ are written (default: data)")
-    parser.add_argument("--valid-list", "--valid_list", type=Path, default=None,
-                        help="file with one training track name per line to use for validation "
-                        "(default: the 14 standard MUSDB validation tracks)")
-    parser.add_argument("--format", dest="audio_format", default="wav",
-                        choices=("wav", "stem_mp4"),
-                        help="wav: MUSDB18-HQ; stem_mp4: compressed MUSDB18, decoded first")
-    parser.add_argument("--decode-dir", "--decode_dir", type=Path, default=None,
-                        help="with --format stem_mp4: output folder for the decoded wav files")
+    parser.add_argument(
+        "--musdb-root",
+        "--musdb_root",
+        required=True,
+        type=Path,
+        help="folder holding train/ and test/",
+    )
+    parser.add_argument(
+        "--data-dir",
+        "--data_dir",
+        default=Path("data"),
+        type=Path,
+        help="where train/, valid/ and test/ are written (default: data)",
+    )
+    parser.add_argument(
+        "--valid-list",
+        "--valid_list",
+        type=Path,
+        default=None,
+        help="file with one training track name per line to use for validation "
+        "(default: the 14 standard MUSDB validation tracks)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="audio_format",
+        default="wav",
+        choices=("wav", "stem_mp4"),
+        help="wav: MUSDB18-HQ; stem_mp4: compressed MUSDB18, decoded first",
+    )
+    parser.add_argument(
+        "--decode-dir",
+        "--decode_dir",
+        type=Path,
+        default=None,
+        help="with --format stem_mp4: output folder for the decoded wav files",
+    )
     args = parser.parse_args(argv)
     try:
-        splits = prepare(args.musdb_root, args.data_dir, args.valid_list, args.audio_format,
-                         args.decode_dir)
+        splits = prepare(
+            args.musdb_root, args.data_dir, args.valid_list, args.audio_format, args.decode_dir
+        )
     except DataError as err:
         print(f"prepare_musdb.py: error: {err}", file=sys.stderr)
         return 1
     counts = ", ".join(f"{split}: {len(tracks)}" for split, tracks in splits.items())
-    print(f"Wrote {args.data_dir}/{{train,valid,test}} ({counts} tracks; "
-          f"stems {' '.join(STEMS)})")
+    print(f"Wrote {args.data_dir}/{{train,valid,test}} ({counts} tracks; stems {' '.join(STEMS)})")
     return 0
 
 

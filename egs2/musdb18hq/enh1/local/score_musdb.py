@@ -11,6 +11,8 @@ Outputs (each replaced atomically when scoring is re-run):
     {out}/tracks/{uttid}.json   per-track values (and museval's per-frame values)
     {out}/results.json          aggregated values per stem and their mean over stems
     {out}/RESULTS.md            the same as markdown tables, with the stem order
+JSON holds null where a value is NaN (e.g. museval's silent frames) or infinite (the SDR of a
+perfect estimate).
 
 Metrics, per stem; "mixture" rows use the mixture as the estimate of every stem, and
 "improvement" is model minus mixture (of the aggregated values):
@@ -46,7 +48,7 @@ import soundfile as sf
 from stems import STEMS, spk_name
 
 EPS = 1e-7
-BSS_METRICS = ("SDR", "SIR", "ISR", "SAR")
+BSS_METRICS = ("SDR", "ISR", "SIR", "SAR")  # the order museval.evaluate returns them in
 SYSTEMS = ("model", "mixture")
 
 
@@ -172,12 +174,8 @@ def load(path: str) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 def score_track(job: dict, csdr: bool, win_s: float, hop_s: float) -> dict:
-    """Score one utterance; returns the per-track JSON dict (NaN/inf stored as null)."""
+    """Score one utterance; returns the per-track dict (values may be NaN or +-inf)."""
     uttid = job["uttid"]
     mix, rate = load(job["mixture"])
     refs, ests = [], []
@@ -213,11 +211,9 @@ def score_track(job: dict, csdr: bool, win_s: float, hop_s: float) -> dict:
                     values["c" + metric if metric == "SDR" else metric] = float(
                         nan_median(bss[system][metric][j])
                     )
-            entry[system] = {k: _finite_or_none(v) for k, v in values.items()}
+            entry[system] = values
         if csdr:
-            entry["frames"] = {
-                m: [_finite_or_none(v) for v in bss["model"][m][j]] for m in BSS_METRICS
-            }
+            entry["frames"] = {m: [float(v) for v in bss["model"][m][j]] for m in BSS_METRICS}
         track["stems"][stem] = entry
     return track
 
@@ -238,14 +234,7 @@ def aggregate(tracks: list[dict], csdr: bool) -> dict:
         for system in SYSTEMS:
             values = {}
             for metric in metric_names(csdr):
-                col = np.array(
-                    [
-                        np.nan
-                        if t["stems"][stem][system][metric] is None
-                        else t["stems"][stem][system][metric]
-                        for t in tracks
-                    ]
-                )
+                col = np.array([t["stems"][stem][system][metric] for t in tracks])
                 if metric in ("uSDR", "SI-SDR"):
                     values[metric] = nan_mean(col)
                 else:
@@ -280,7 +269,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def to_json(data) -> str:
-    """JSON text with NaN/inf written as null."""
+    """JSON text; NaN (undefined) and +-inf (e.g. SDR of a perfect estimate) become null."""
 
     def clean(x):
         if isinstance(x, float):

@@ -40,16 +40,17 @@ class _ChannelAwareLoss(TimeDomainLoss):
     """Base: per-signal loss on ``[N, L]`` rows, averaged over channels to ``[B]``."""
 
     accepts_multichannel = True
+    default_name = ""  # the statistics key when the config gives no ``name``
 
     def __init__(
         self,
-        name: str,
+        name: str | None = None,
         only_for_test: bool = False,
         is_noise_loss: bool = False,
         is_dereverb_loss: bool = False,
     ):
         super().__init__(
-            name,
+            self.default_name if name is None else name,
             only_for_test=only_for_test,
             is_noise_loss=is_noise_loss,
             is_dereverb_loss=is_dereverb_loss,
@@ -93,9 +94,10 @@ class MultiChannelSNRLoss(_ChannelAwareLoss):
         is_noise_loss: bool = False,
         is_dereverb_loss: bool = False,
     ):
-        default = "mc_si_sdr_loss" if scale_invariant else "mc_snr_loss"
+        if name is None:
+            name = "mc_si_sdr_loss" if scale_invariant else "mc_snr_loss"
         super().__init__(
-            default if name is None else name,
+            name,
             only_for_test=only_for_test,
             is_noise_loss=is_noise_loss,
             is_dereverb_loss=is_dereverb_loss,
@@ -152,19 +154,7 @@ class MultiChannelSISDRLoss(MultiChannelSNRLoss):
 class MultiChannelL1Loss(_ChannelAwareLoss):
     """Mean absolute waveform error over samples and channels."""
 
-    def __init__(
-        self,
-        name: str | None = None,
-        only_for_test: bool = False,
-        is_noise_loss: bool = False,
-        is_dereverb_loss: bool = False,
-    ):
-        super().__init__(
-            "mc_l1_loss" if name is None else name,
-            only_for_test=only_for_test,
-            is_noise_loss=is_noise_loss,
-            is_dereverb_loss=is_dereverb_loss,
-        )
+    default_name = "mc_l1_loss"
 
     def per_signal(self, ref: torch.Tensor, inf: torch.Tensor) -> torch.Tensor:
         return (inf - ref).abs().mean(dim=1)
@@ -173,19 +163,7 @@ class MultiChannelL1Loss(_ChannelAwareLoss):
 class MultiChannelL2Loss(_ChannelAwareLoss):
     """Mean squared waveform error over samples and channels."""
 
-    def __init__(
-        self,
-        name: str | None = None,
-        only_for_test: bool = False,
-        is_noise_loss: bool = False,
-        is_dereverb_loss: bool = False,
-    ):
-        super().__init__(
-            "mc_l2_loss" if name is None else name,
-            only_for_test=only_for_test,
-            is_noise_loss=is_noise_loss,
-            is_dereverb_loss=is_dereverb_loss,
-        )
+    default_name = "mc_l2_loss"
 
     def per_signal(self, ref: torch.Tensor, inf: torch.Tensor) -> torch.Tensor:
         return (inf - ref).pow(2).mean(dim=1)
@@ -208,6 +186,8 @@ class MultiResolutionSTFTLoss(_ChannelAwareLoss):
         eps: floor inside the magnitude square root (finite gradients at 0) and the SC ratio.
     """
 
+    default_name = "mc_mrstft_loss"
+
     def __init__(
         self,
         n_ffts: Sequence[int] = (512, 1024, 2048),
@@ -221,7 +201,7 @@ class MultiResolutionSTFTLoss(_ChannelAwareLoss):
         is_dereverb_loss: bool = False,
     ):
         super().__init__(
-            "mc_mrstft_loss" if name is None else name,
+            name,
             only_for_test=only_for_test,
             is_noise_loss=is_noise_loss,
             is_dereverb_loss=is_dereverb_loss,

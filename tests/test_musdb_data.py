@@ -1,5 +1,6 @@
 """Recipe data preparation: local/prepare_musdb.py, local/data.sh and local/stems.py."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -295,14 +296,18 @@ def run_data_sh(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_data_sh_synthetic_end_to_end(tmp_path):
-    opts = "--num-train 2 --num-test 1 --num-valid 1 --min-duration 1 --max-duration 1.5"
-    proc = run_data_sh(tmp_path, "--synthetic", "true", "--synthetic_opts", opts)
+    # the generator's options, given directly and through --synthetic_opts
+    args = ("--synthetic", "true", "--num_train", "2", "--num_test", "1", "--num_valid", "1")
+    args += ("--synthetic_opts", "--min-duration 1 --max-duration 1.5")
+    proc = run_data_sh(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "synthetic_musdb" / "manifest.json").read_text())
+    assert manifest["options"]["num_train"] == 2 and manifest["options"]["max_duration"] == 1.5
     for split in SPLITS:
         for name in DATA_FILES:
             assert (tmp_path / "data" / split / name).is_file()
     assert len((tmp_path / "data" / "valid" / "wav.scp").read_text().splitlines()) == 1
-    again = run_data_sh(tmp_path, "--synthetic", "true", "--synthetic_opts", opts)
+    again = run_data_sh(tmp_path, *args)
     assert again.returncode == 0 and "kept it" in again.stdout
 
 

@@ -3,12 +3,14 @@
 #
 #   local/data.sh [--musdb_root PATH] [--valid_list FILE] [--format wav|stem_mp4]
 #                 [--decode_dir DIR] [--synthetic true|false] [--synthetic_opts "..."]
-#                 [--data_dir DIR]
+#                 [--num_train N] [--num_test N] [--num_valid N] [--min_duration S]
+#                 [--max_duration S] [--seed N] [--data_dir DIR]
 #
 # Without --musdb_root the dataset path is MUSDB18HQ from db.sh. With --synthetic true a small
 # synthetic dataset is generated into ${SYNTHETIC_MUSDB:-synthetic_musdb} (kept if it already
-# exists with the same options; --synthetic_opts go to local/make_synthetic_musdb.py) and its
-# own valid_tracks.txt selects the validation tracks. --format stem_mp4 reads the compressed
+# exists with the same options; --synthetic_opts go to local/make_synthetic_musdb.py, and so do
+# --num_train .. --seed, which need no nested quoting inside run.sh's --local_data_opts) and
+# its own valid_tracks.txt selects the validation tracks. --format stem_mp4 reads the compressed
 # MUSDB18 (*.stem.mp4) and decodes it once to wav files under --decode_dir
 # (default downloads/musdb18_wav).
 set -euo pipefail
@@ -17,7 +19,7 @@ log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (data.sh) $*"
 }
 usage() {
-    sed -n '4,6p' "$0" | sed 's/^# *//'
+    sed -n '4,7p' "$0" | sed 's/^# *//'
 }
 
 local_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +27,7 @@ recipe_dir=$(dirname "${local_dir}")
 
 synthetic=false
 synthetic_opts=""
+synthetic_args=()
 musdb_root=""
 valid_list=""
 format=wav
@@ -41,6 +44,14 @@ while [ $# -gt 0 ]; do
             fi
             name=${1#--}
             printf -v "${name}" '%s' "$2"
+            shift 2
+            ;;
+        --num_train|--num_test|--num_valid|--min_duration|--max_duration|--seed)
+            if [ $# -lt 2 ]; then
+                echo "data.sh: error: option $1 needs a value" >&2
+                exit 1
+            fi
+            synthetic_args+=("$1" "$2")
             shift 2
             ;;
         *)
@@ -62,7 +73,8 @@ case "${synthetic}" in
         root=${SYNTHETIC_MUSDB:-synthetic_musdb}
         log "Synthetic MUSDB18-HQ set in ${root}"
         # shellcheck disable=SC2086  # synthetic_opts is a list of options
-        python3 "${local_dir}/make_synthetic_musdb.py" --out "${root}" ${synthetic_opts}
+        python3 "${local_dir}/make_synthetic_musdb.py" --out "${root}" ${synthetic_opts} \
+            ${synthetic_args[@]+"${synthetic_args[@]}"}
         valid_list=${valid_list:-${root}/valid_tracks.txt}
         ;;
     false)

@@ -79,7 +79,9 @@ def expand_jobs(rest: list[str]) -> list[Job]:
     def fill(text: str, index: int) -> str:
         return text if name is None else text.replace(name, str(index))
 
-    return [Job(i, Path(fill(log, i)), [fill(a, i) for a in command]) for i in range(first, last + 1)]
+    return [
+        Job(i, Path(fill(log, i)), [fill(a, i) for a in command]) for i in range(first, last + 1)
+    ]
 
 
 def now() -> str:

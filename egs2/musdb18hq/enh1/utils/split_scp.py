@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"split_scp.py: {args.input}: {err}", file=sys.stderr)
         return 1
     for index, part in enumerate(parts, start=1):
-        write_atomic(Path(args.pattern.replace("JOB", str(index))), "".join(f"{ln}\n" for ln in part))
+        write_atomic(
+            Path(args.pattern.replace("JOB", str(index))), "".join(f"{ln}\n" for ln in part)
+        )
     return 0
 
 

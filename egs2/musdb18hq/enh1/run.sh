@@ -84,8 +84,8 @@ if [ "${demo}" = true ]; then
     nj=2
     fs=22.05k
     enh_config=conf/tuning/train_enh_bslocoformer_demo_cpu.yaml
-    local_data_opts="--synthetic true --synthetic_opts '--num-train 12 --num-valid 2 --num-test 2 --min-duration 20 --max-duration 24 --nj 2'"
-    inference_args="--segment 10 --batch_size 2"
+    local_data_opts="--synthetic true --num_train 18 --num_valid 2 --num_test 2 --min_duration 8 --max_duration 10"
+    inference_args="--segment 10"
     score_opts="--nj 2"
     set -- "${orig_args[@]}"
     . utils/parse_options.sh
@@ -122,7 +122,7 @@ test_set_list=(${test_sets})
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation -> ${datadir}/{${train_set},${valid_set},test}"
     # shellcheck disable=SC2086  # local_data_opts is a list of options
-    eval "local/data.sh --data_dir '${datadir}' ${local_data_opts}"
+    local/data.sh --data_dir "${datadir}" ${local_data_opts}
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then

@@ -23,7 +23,9 @@ def crossfade_window(chunk_size: int, overlap: int, device=None) -> torch.Tensor
     w = torch.ones(chunk_size, device=device)
     if overlap > 0:
         t = (torch.arange(overlap, device=device, dtype=torch.float32) + 0.5) / overlap
-        ramp = 0.5 - 0.5 * torch.cos(torch.pi * t)
+        # sin^2 rather than (1 - cos) / 2: the same curve, but its first value stays > 0 in
+        # float32 even for long ramps (1 - cos rounds to exactly 0 there)
+        ramp = torch.sin(0.5 * torch.pi * t).square()
         w[:overlap] = ramp
         w[chunk_size - overlap :] = ramp.flip(0)
     return w

@@ -293,3 +293,19 @@ def test_chunked_inference_reconstructs_a_framewise_model_exactly():
     x = cplx(1, 2, 1000, 5)
     out = chunked_separation(Framewise(), x, chunk_frames=96, overlap_frames=32, batch_size=3)
     assert torch.allclose(out, torch.stack((x * 2, x * (1 - 1j)), 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("overlap", [1, 32, 8000, 44100])
+def test_overlap_add_weights_never_vanish(overlap):
+    # long crossfades (seconds of audio) must not produce 0/0 at the first or last sample
+    from standalone.chunking import crossfade_window, overlap_add
+
+    chunk = 2 * overlap + 10
+    window = crossfade_window(chunk, overlap)
+    assert window.min() > 0
+    # fade-in of one chunk + fade-out of the previous one = 1 across the overlap
+    assert torch.allclose(window[:overlap] + window[chunk - overlap :], torch.ones(overlap))
+    x = torch.randn(2, 3 * chunk + 7)
+    out = overlap_add(lambda c: c * 3, x, -1, chunk, overlap, batch_size=2)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, 3 * x, atol=1e-4)

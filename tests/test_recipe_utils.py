@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import zipfile
@@ -623,8 +624,11 @@ def test_nltk_stub_satisfies_the_lookup(tmp_path):
     for name in stub.RESOURCES:
         assert zipfile.is_zipfile(tmp_path / name)
     assert stub.make_stub(tmp_path) == []
-    nltk = pytest.importorskip("nltk")
-    assert nltk.data.find("corpora/cmudict.zip", paths=[str(tmp_path)])
+    pytest.importorskip("nltk")
+    # the lookups g2p_en makes at import time (before it would try to download)
+    check = "import nltk; " + "; ".join(f"nltk.data.find({n!r})" for n in stub.RESOURCES)
+    proc = run([sys.executable, "-c", check], env={**os.environ, "NLTK_DATA": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
 
 
 # -------------------------------------------------------------------------------- model_stats.py
@@ -644,7 +648,7 @@ def test_model_stats_header_and_estimate(tmp_path):
     params, memory = stats.header_lines(config, results, "cpu")
     assert params == "# Parameters: 1.23 M (1,234,567)"
     assert memory.startswith("# Training memory: 4.0 GiB for batch_size 4 x 1 s (CPU, fp32; ")
-    assert "linear from 1.00 GiB at batch 1, 2.00 GiB at batch 2" in memory
+    assert "linear in batch x seconds from 1.00 GiB at batch 1, 2.00 GiB at batch 2 x 1 s" in memory
     stats.write_header(config, params, memory)
     lines = config.read_text().splitlines()
     assert lines[1] == params and lines[2] == memory and lines[3] == "batch_size: 4"

@@ -177,8 +177,9 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         || { tail -n 20 "${_logdir}/stats.1.log" >&2; exit 1; }
     stats_dirs=()
     for n in $(seq "${_nj}"); do stats_dirs+=(--input_dir "${_logdir}/stats.${n}"); done
-    ${python} -m espnet2.bin.aggregate_stats_dirs --skip_sum_stats "${stats_dirs[@]}" \
-        --output_dir "${enh_stats_dir}"
+    ${train_cmd} "${_logdir}/aggregate.log" ${python} -m espnet2.bin.aggregate_stats_dirs \
+        --skip_sum_stats "${stats_dirs[@]}" --output_dir "${enh_stats_dir}" \
+        || { tail -n 20 "${_logdir}/aggregate.log" >&2; exit 1; }
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then

@@ -12,8 +12,10 @@ random stems, backward, AdamW step. Memory is the peak over that step, measured
   ``use_amp``), i.e. what the GPU needs besides the CUDA context;
 - on ``cpu``: peak resident memory during the step minus the resident memory before it, plus
   the parameters (fp32; activations dominate and match a GPU run without AMP).
-Each batch size in ``--batch_sizes`` is measured; the memory at the config's ``batch_size`` is
-interpolated or extrapolated linearly from them (activations grow linearly with the batch).
+Each batch size in ``--batch_sizes`` is measured (use ``--seconds`` to measure shorter segments
+than the config's when memory is short); the memory at the config's ``batch_size`` and
+``chunk_length`` is extrapolated linearly in batch x seconds (activations grow linearly with
+both; attention uses ``scaled_dot_product_attention``, which keeps no attention matrix).
 ``--write`` replaces the config's ``# Parameters:`` and ``# Training memory:`` header lines.
 """
 
@@ -103,31 +105,39 @@ def measure_in_subprocess(config: Path, batch_size: int, device: str, seconds) -
     return json.loads(lines[-1])
 
 
-def linear_estimate(points: list[tuple[int, int]], batch_size: int) -> float:
-    """Memory at ``batch_size`` from measured (batch, bytes) points by a straight line."""
+def linear_estimate(points: list[tuple[float, float]], size: float) -> float:
+    """Memory at ``size`` (batch x seconds) from measured (size, bytes) points, by a line."""
     if len(points) == 1:
-        ((b0, m0),) = points
-        return m0 * batch_size / b0
-    (b0, m0), (b1, m1) = points[0], points[-1]
-    slope = (m1 - m0) / (b1 - b0)
-    return m0 + slope * (batch_size - b0)
+        ((s0, m0),) = points
+        return m0 * size / s0
+    (s0, m0), (s1, m1) = points[0], points[-1]
+    slope = (m1 - m0) / (s1 - s0)
+    return m0 + slope * (size - s0)
 
 
 def header_lines(config: Path, results: list[dict], device: str) -> tuple[str, str]:
-    """The two header comment lines for ``config``."""
+    """The two header comment lines for ``config``.
+
+    Activation memory grows linearly with batch size x segment length (attention runs through
+    ``scaled_dot_product_attention``, which does not store the attention matrix), so the
+    measured points are extrapolated along that product to the config's own batch and segment.
+    """
     conf = yaml.safe_load(config.read_text(encoding="utf-8"))
     batch = int(conf.get("batch_size", 1))
-    points = [(r["batch_size"], r["bytes"]) for r in results]
-    estimate = linear_estimate(points, batch)
-    seconds = results[0]["samples"] / results[0]["rate"]
-    measured = ", ".join(f"{m / GIB:.2f} GiB at batch {b}" for b, m in points)
+    rate = results[0]["rate"]
+    seconds = int(conf.get("chunk_length", results[0]["samples"])) / rate
+    measured_s = results[0]["samples"] / rate
+    points = [(r["batch_size"] * r["samples"] / rate, r["bytes"]) for r in results]
+    estimate = linear_estimate(points, batch * seconds)
+    measured = ", ".join(f"{r['bytes'] / GIB:.2f} GiB at batch {r['batch_size']}" for r in results)
     how = "GPU, bf16 AMP" if device.startswith("cuda") and conf.get("use_amp") else device.upper()
     how += ", fp32" if "AMP" not in how else ""
-    derived = "measured" if any(b == batch for b, _ in points) else "linear from"
+    exact = measured_s == seconds and any(r["batch_size"] == batch for r in results)
+    derived = "measured" if exact else "linear in batch x seconds from"
     params = f"# Parameters: {results[0]['params'] / 1e6:.2f} M ({results[0]['params']:,})"
     memory = (
         f"# Training memory: {estimate / GIB:.1f} GiB for batch_size {batch} x {seconds:g} s "
-        f"({how}; {derived} {measured}; local/model_stats.py)"
+        f"({how}; {derived} {measured} x {measured_s:g} s; local/model_stats.py)"
     )
     return params, memory
 

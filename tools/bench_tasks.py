@@ -35,7 +35,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from standalone.api import Separator  # noqa: E402
 from standalone.checkpoint import build_separator, describe_config  # noqa: E402
-from standalone.perf import plain_mode  # noqa: E402
+from standalone.perf import is_plain, plain_mode  # noqa: E402
 from standalone.stft import istft, stft  # noqa: E402
 
 DEFAULT_FS = 44100  # for configs that record no sample rate
@@ -210,12 +210,15 @@ def time_separation(
     wav = test_signal(seconds, sep.sample_rate or DEFAULT_FS, channels=max(sep.num_channels, 2))
     fs = sep.sample_rate or DEFAULT_FS
 
-    def run() -> tuple[float, dict[str, torch.Tensor]]:
+    cpu_times: dict[bool, list[float]] = {False: [], True: []}
+
+    def run(audio: torch.Tensor = wav) -> tuple[float, dict[str, torch.Tensor]]:
         synchronize(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with autocast(device, precision):
-            out = sep(wav, fs)
+            out = sep(audio, fs)
         synchronize(device)
+        cpu_times[is_plain()].append(time.process_time() - start_cpu)
         return time.perf_counter() - start, out
 
     result: dict = {"seconds": seconds, "repeats": repeats, "precision": precision}
@@ -226,7 +229,9 @@ def time_separation(
         result["compile_s"] = round(first_s - eager_s, 2)
         plain = False
     else:
-        run()  # warm-up: allocator, oneDNN/cuBLAS kernels
+        # warm-up (allocator, oneDNN/cuBLAS kernels) on one chunk: the same shapes as every
+        # chunk of the timed runs (the last one is padded to full length)
+        run(wav[:, : round(min(seconds, sep.segment or seconds) * fs)])
     fast, slow, ratios, diff = [], [], [], 0.0
     nonfinite = 0
     for _ in range(repeats):
@@ -234,8 +239,15 @@ def time_separation(
         fast.append(t_fast)
         nonfinite = max(nonfinite, sum(int((~v.isfinite()).sum()) for v in out_fast.values()))
         if plain:
-            with plain_mode():
-                t_plain, out_plain = run()
+            try:
+                with plain_mode():
+                    t_plain, out_plain = run()
+            except (RuntimeError, MemoryError) as err:
+                if not is_out_of_memory(err):
+                    raise
+                result["plain_error"] = "out of memory (e.g. math attention on long sequences)"
+                plain = False
+                continue
             slow.append(t_plain)
             ratios.append(t_plain / t_fast)
             diff = max(diff, stems_difference(out_fast, out_plain))
@@ -245,7 +257,14 @@ def time_separation(
         times_s=[round(t, 3) for t in fast],
         nonfinite_samples=nonfinite,
     )
-    if plain:
+    if device.type == "cpu":
+        # CPU seconds of all threads per audio second and thread: close to the RTF an idle
+        # machine would give when other processes compete for the cores
+        threads = torch.get_num_threads()
+        result["rtf_cpu"] = statistics.median(cpu_times[False][-repeats:]) / seconds / threads
+        if slow:
+            result["rtf_cpu_plain"] = statistics.median(cpu_times[True]) / seconds / threads
+    if slow:
         result.update(
             rtf_plain=statistics.median(slow) / seconds,
             times_plain_s=[round(t, 3) for t in slow],
@@ -285,16 +304,35 @@ def write_test_track(path: Path, seconds: float, fs: int, block_s: float = 30.0)
 
 
 # --------------------------------------------------------------------------- fresh-process work
-def limit_memory(gib: float | None) -> None:
-    """Cap this process's address space ``gib`` above its current size, so running out
-    raises an allocation error here instead of waking the system's OOM killer."""
-    if not gib:
-        return
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                limit = int(line.split()[1]) * 1024 + int(gib * GIB)
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def is_out_of_memory(err: BaseException) -> bool:
+    """An allocation failure: CUDA OOM, or the CPU allocator hitting the address-space cap."""
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or "allocate" in str(err)
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """A ``key: N kB`` entry of a /proc file, in KiB (None where there is none)."""
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+    return None
+
+
+def limit_memory(gib: float | None) -> float | None:
+    """Cap this process's allocations at ``gib`` (and at 80% of the memory the system has
+    available) above its current size, so running out raises an allocation error here
+    instead of waking the system's OOM killer.  Returns the cap in GiB (None: no cap)."""
+    size, available = (
+        _proc_kib("/proc/self/status", "VmSize"),
+        _proc_kib("/proc/meminfo", "MemAvailable"),
+    )
+    if not gib or size is None:
+        return None
+    if available is not None:
+        gib = min(gib, 0.8 * available / 2**20)
+    limit = size * 1024 + int(gib * GIB)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return round(gib, 1)
 
 
 def measure_memory(cfg: BenchConfig, audio: Path, device: str, precision: str) -> dict:
@@ -390,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    limit_memory(args.max_memory_gib)
+    cap = limit_memory(args.max_memory_gib)
     cfg = BenchConfig(args.config)
     try:
         if args.task == "memory":
@@ -399,12 +437,10 @@ def main(argv: list[str] | None = None) -> int:
             result = measure_training(
                 cfg, args.device, args.precision, args.steps, args.segment, args.batch_size
             )
-    except (MemoryError, torch.OutOfMemoryError) as err:
-        result = {"error": f"out of memory ({' '.join(str(err).split())[:200]})"}
-    except RuntimeError as err:  # CPU allocator failures under the address-space cap
-        if "allocate" not in str(err):
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
             raise
-        result = {"error": f"out of memory ({' '.join(str(err).split())[:200]})"}
+        result = {"error": f"out of memory (cap {cap} GiB)", "detail": str(err)[:300]}
     print(json.dumps(result))
     return 0
 

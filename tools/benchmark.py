@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tasks import (  # noqa: E402
     REPO_ROOT,
     BenchConfig,
+    is_out_of_memory,
+    limit_memory,
     machine_info,
     make_separator,
     time_separation,
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repeats", type=int, help="timed runs per form (3; quick 1)")
     p.add_argument("--train-steps", type=int, help="timed training steps (3; quick 1)")
+    p.add_argument(
+        "--train-batch-size", type=int, help="examples per training step (config's; quick 1)"
+    )
     p.add_argument("--no-plain", action="store_true", help="skip the plain-form runs")
     p.add_argument("--compile", action="store_true", help="inference with torch.compile")
     p.add_argument(
@@ -133,16 +138,21 @@ def inference_section(configs, opts, device, precision, log) -> list[dict]:
         log(f"inference: {cfg.name}")
         sep = make_separator(cfg, device, precision)
         entry = cfg.summary(sep.model)
-        entry.update(
-            time_separation(
-                sep,
-                opts["seconds"],
-                opts["repeats"],
-                precision=precision,
-                plain=not opts["no_plain"],
-                compile_model=opts["compile"],
+        try:
+            entry.update(
+                time_separation(
+                    sep,
+                    opts["seconds"],
+                    opts["repeats"],
+                    precision=precision,
+                    plain=not opts["no_plain"],
+                    compile_model=opts["compile"],
+                )
             )
-        )
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            entry["error"] = f"out of memory (cap {opts['memory_cap_gib']} GiB)"
         results.append(entry)
         del sep
         gc.collect()
@@ -187,9 +197,11 @@ def train_section(configs, opts, device, precision, log) -> list[dict]:
         args = ["train", str(cfg.path), "--device", device, "--precision", precision]
         args += ["--steps", str(opts["train_steps"])]
         args += ["--max-memory-gib", str(opts["max_memory_gib"])]
+        batch = opts["train_batch_size"] or (1 if opts["quick"] else None)
+        if batch:
+            args += ["--batch-size", str(batch)]
         if opts["quick"]:
-            segment = min(cfg.segment, round(QUICK_TRAIN_SEGMENT_S * cfg.fs))
-            args += ["--segment", str(segment), "--batch-size", "1"]
+            args += ["--segment", str(min(cfg.segment, round(QUICK_TRAIN_SEGMENT_S * cfg.fs)))]
         results.append({"config": cfg.name, **run_worker(args, opts["threads"])})
     return results
 
@@ -199,10 +211,11 @@ def check_goals(report: dict) -> dict:
     goals = {}
     inference = {r["config"]: r for r in report.get("inference", [])}
     default = inference.get(DEFAULT_CONFIG)
+    rtf = default.get("rtf") if default else None
     goals["default_rtf"] = {
         "goal": f"<= {GOAL_RTF}",
-        "value": default["rtf"] if default else None,
-        "met": default["rtf"] <= GOAL_RTF if default else None,
+        "value": rtf,
+        "met": rtf <= GOAL_RTF if rtf is not None else None,
     }
     diffs = [r["max_abs_diff"] for r in inference.values() if "max_abs_diff" in r]
     goals["fast_equals_plain"] = {
@@ -252,19 +265,25 @@ def format_report(report: dict) -> str:
         r0 = report["inference"][0]
         lines += [
             f"Inference, {r0['seconds']:g} s of stereo audio (RTF = compute s / audio s, "
-            f"median of {r0['repeats']})",
+            f"median of {r0['repeats']}; CPU-s RTF = CPU seconds / audio s / threads, an "
+            "estimate for an idle machine)",
             "",
             "| config | params (M) | layers | emb | ffn | att | RTF | RTF plain | speedup "
-            "| max diff |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| max diff | CPU-s RTF |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in report["inference"]:
             ffn = r["ffn_hidden_dim"]
             ffn = ffn[0] if isinstance(ffn, list) else ffn
+            speed = (
+                f"{_fmt(r.get('rtf'))} | {_fmt(r.get('rtf_plain'))} | {_fmt(r.get('speedup'))}x | "
+                f"{_fmt(r.get('max_abs_diff'), '.1e')} | {_fmt(r.get('rtf_cpu'))}"
+                if "error" not in r
+                else f"{r['error']} | | | |"
+            )
             lines.append(
                 f"| {r['config']} | {r['params_m']:.1f} | {r['n_layers']} | {r['emb_dim']} | "
-                f"{ffn} | {r['attention_dim']} | {r['rtf']:.2f} | {_fmt(r.get('rtf_plain'))} | "
-                f"{_fmt(r.get('speedup'))}x | {_fmt(r.get('max_abs_diff'), '.1e')} |"
+                f"{ffn} | {r['attention_dim']} | {speed} |"
             )
         lines.append("")
         for r in report["inference"]:
@@ -272,6 +291,8 @@ def format_report(report: dict) -> str:
                 lines.append(
                     f"{r['config']}: torch.compile's first call took {r['compile_s']:.0f} s more"
                 )
+            if "plain_error" in r:
+                lines.append(f"{r['config']}: plain form not measured: {r['plain_error']}")
             if r.get("nonfinite_samples"):
                 lines.append(
                     f"WARNING: {r['config']}: {r['nonfinite_samples']} NaN/inf samples in the stems"
@@ -354,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": args.minutes or base["minutes"],
         "repeats": args.repeats or base["repeats"],
         "train_steps": args.train_steps or base["train_steps"],
+        "train_batch_size": args.train_batch_size,
         "no_plain": args.no_plain,
         "compile": args.compile,
         "threads": args.threads,
@@ -361,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_memory_gib": args.max_memory_gib,
     }
     configs = default_first(select_configs(args.configs))
+    # an allocation beyond the cap fails (reported) instead of waking the OOM killer
+    opts["memory_cap_gib"] = limit_memory(args.max_memory_gib)
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -183,7 +183,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
-    log "Stage 6: train ${enh_config} -> ${enh_exp} (log: ${enh_exp}/train.log)"
+    log "Stage 6: train ${enh_config} -> ${enh_exp} (follow: tail -f ${enh_exp}/train.log)"
     mkdir -p "${enh_exp}"
     train_opts=(--config "${enh_config}" --resume true
         --ngpu "${ngpu}" --output_dir "${enh_exp}" "${data_opts[@]}"

@@ -182,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         params, memory = header_lines(config, results, args.device)
         print(f"{config}\n  {params}\n  {memory}")
         if args.write:
-            write_header(config, params, memory)
+            try:
+                write_header(config, params, memory)
+            except RuntimeError as err:
+                print(f"model_stats.py: error: {err}", file=sys.stderr)
+                status = 1
     return status
 
 

@@ -240,6 +240,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     done
     ${python} local/collect_results.py --exp_dir "${enh_exp}" --config "${enh_config}" \
         --inference_model "${inference_model}" "${score_dirs[@]}"
+    cat "${enh_exp}/RESULTS.md"
     for dset in "${test_set_list[@]}"; do
         log "Separated ${dset} stems: ${enh_exp}/enhanced_${dset}/wavs/<track>/<stem>.wav"
     done

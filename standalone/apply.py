@@ -16,7 +16,7 @@ import torch
 from .chunking import chunk_starts, overlap_add
 from .stft import istft, stft
 
-__all__ = ["StftConfig", "apply_model", "count_chunks"]
+__all__ = ["StftConfig", "apply_model", "count_chunks", "separate_chunks"]
 
 
 @dataclass(frozen=True)
@@ -36,21 +36,27 @@ def count_chunks(length: int, chunk_size: int | None, overlap: int) -> int:
     return len(chunk_starts(length, chunk_size, overlap))
 
 
-def _separate_chunks(
+def separate_chunks(
     model: torch.nn.Module, chunks: torch.Tensor, cfg: StftConfig, device: torch.device
 ) -> torch.Tensor:
     """``[K, G, M, l]`` waveform chunks -> ``[K, G, N, M', l]`` separated chunks (on CPU).
 
-    ``M'`` is the model's output channel count (1 when it returns ``[B, N, T, F]``).
+    ``M'`` is the model's output channel count (1 when it returns ``[B, N, T, F]``).  Chunks
+    shorter than ``n_fft`` (the end of a track) are zero-padded to it for the STFT.
     """
     k, g, m, length = chunks.shape
     with torch.inference_mode():
         wav = chunks.reshape(k * g, m, length).to(device)
+        if length < cfg.n_fft:
+            wav = torch.nn.functional.pad(wav, (0, cfg.n_fft - length))
         spec = stft(wav, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window)  # [KG, M, T, F]
         est = model(spec)
         if est.ndim == 4:  # [KG, N, T, F]: single-channel output
             est = est.unsqueeze(2)
-        out = istft(est, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window, length=length)
+        out = istft(
+            est, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window, length=wav.shape[-1]
+        )
+        out = out[..., :length]
     out = out.reshape(k, g, *out.shape[1:]).to("cpu", torch.float32)
     # an inference tensor cannot be modified in place later: hand back an ordinary one
     return out.clone() if out.is_inference() else out
@@ -102,7 +108,7 @@ def apply_model(
     def run(x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-1] if chunk_size is None else chunk_size
         return overlap_add(
-            lambda chunks: _separate_chunks(model, chunks, cfg, device),
+            lambda chunks: separate_chunks(model, chunks, cfg, device),
             x,
             dim=-1,
             chunk_size=size,

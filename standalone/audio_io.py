@@ -7,10 +7,12 @@ which is renamed over the destination only once it is complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ __all__ = [
     "SAMPLE_FORMATS",
     "AudioError",
     "clip_stems",
+    "open_output",
     "read_audio",
     "write_audio",
 ]
@@ -127,6 +130,50 @@ def _current_umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def open_output(
+    path: str | os.PathLike, sample_rate: int, channels: int, sample_format: str = "int16"
+) -> Iterator[sf.SoundFile]:
+    """A ``soundfile.SoundFile`` to write ``path`` (wav or flac, by extension) atomically.
+
+    The samples go to a hidden temporary file in the target folder, which replaces ``path``
+    when the block ends without an error; on any error it is deleted, so neither a partial
+    file nor a temporary one is left behind.
+
+    Raises:
+        AudioError: unsupported extension/format pair or any write failure.
+    """
+    path = Path(path)
+    container = OUTPUT_EXTENSIONS.get(path.suffix.lower())
+    if container is None:
+        raise AudioError(
+            f"{path}: cannot write '{path.suffix}' files (use {' or '.join(OUTPUT_EXTENSIONS)})"
+        )
+    if sample_format not in SAMPLE_FORMATS:
+        raise AudioError(f"{path}: unknown sample format '{sample_format}'")
+    subtype = SAMPLE_FORMATS[sample_format]
+    if not sf.check_format(container, subtype):
+        raise AudioError(f"{path}: {container} cannot store {sample_format} samples")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as err:
+        raise AudioError(f"{path}: cannot write to {path.parent}: {_one_line(err)}") from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        with sf.SoundFile(
+            tmp, "w", int(sample_rate), channels, subtype=subtype, format=container
+        ) as out:
+            yield out
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(err, (OSError, RuntimeError, ValueError)):
+            raise AudioError(f"{path}: cannot write: {_one_line(err)}") from None
+        raise
+
+
 def write_audio(
     path: str | os.PathLike,
     wav: torch.Tensor,
@@ -142,32 +189,6 @@ def write_audio(
         AudioError: unsupported extension/format pair or any write failure; no file (final or
             temporary) is left behind in that case.
     """
-    path = Path(path)
-    container = OUTPUT_EXTENSIONS.get(path.suffix.lower())
-    if container is None:
-        raise AudioError(
-            f"{path}: cannot write '{path.suffix}' files (use {' or '.join(OUTPUT_EXTENSIONS)})"
-        )
-    if sample_format not in SAMPLE_FORMATS:
-        raise AudioError(f"{path}: unknown sample format '{sample_format}'")
-    subtype = SAMPLE_FORMATS[sample_format]
-    if not sf.check_format(container, subtype):
-        raise AudioError(f"{path}: {container} cannot store {sample_format} samples")
     data = wav.detach().to("cpu", torch.float32).numpy().T  # [L, C]
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as err:
-        raise AudioError(f"{path}: cannot write to {path.parent}: {_one_line(err)}") from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        sf.write(tmp, data, int(sample_rate), subtype=subtype, format=container)
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(err, (OSError, RuntimeError, ValueError)):
-            raise AudioError(f"{path}: cannot write: {_one_line(err)}") from None
-        raise
+    with open_output(path, sample_rate, data.shape[1], sample_format) as out:
+        out.write(data)

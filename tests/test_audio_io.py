@@ -154,12 +154,13 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch
     sf.write(target, np.zeros(5, np.float32), 8000)
     before = target.read_bytes()
 
-    def broken_write(file, data, samplerate, **kwargs):
-        with open(file, "wb") as f:
-            f.write(b"RIFF partial")
+    real_write = audio_io.sf.SoundFile.write
+
+    def broken_write(self, data):
+        real_write(self, data[:10])  # part of the samples reach the disk
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(audio_io.sf, "write", broken_write)
+    monkeypatch.setattr(audio_io.sf.SoundFile, "write", broken_write)
     with pytest.raises(AudioError, match=r"keep\.wav: cannot write: .*No space left on device"):
         write_audio(target, torch.ones(1, 100) * 0.5, 8000)
     with pytest.raises(AudioError, match=r"new\.wav: cannot write"):

@@ -543,16 +543,15 @@ def test_cli_write_failure_leaves_no_partial_file(tmp_path, music_exp, monkeypat
     from standalone import audio_io
 
     write_song(tmp_path / "s.wav", seconds=0.2)
-    real_write = audio_io.sf.write
+    real_write = audio_io.sf.SoundFile.write
 
-    def failing_write(file, data, samplerate, **kwargs):
-        if "bass" in os.path.basename(file):
-            with open(file, "wb") as f:
-                f.write(b"RIFF half a file")
+    def failing_write(self, data):
+        if "bass" in os.path.basename(self.name):
+            real_write(self, data[:10])  # part of the samples reach the disk
             raise OSError(28, "No space left on device")
-        return real_write(file, data, samplerate, **kwargs)
+        return real_write(self, data)
 
-    monkeypatch.setattr(audio_io.sf, "write", failing_write)
+    monkeypatch.setattr(audio_io.sf.SoundFile, "write", failing_write)
     rc = run_cli("--model_dir", music_exp, "-o", tmp_path / "o", tmp_path / "s.wav")
     assert rc == 1
     assert "bass.wav: cannot write: [Errno 28] No space left on device" in capsys.readouterr().err

@@ -21,6 +21,11 @@ Pipeline for one waveform ``[C, L]`` at rate ``sr``:
    and the stems are multiplied back. A track whose deviation is below ``SILENCE_STD`` is not
    scaled, and digital silence gives silent stems without running the model.
 4. chunked overlap-add with optional random time shifts (``standalone.apply``).
+
+``separate_file`` streams where it can (a seekable wav/flac/ogg file at the model's rate,
+no shifts): it reads the file chunk by chunk and writes the stems as they are finished
+(``standalone.streaming``), so memory does not grow with the track's length.  Other files
+(mp3, another sample rate, shifts) are read whole.  Both ways give the same stems.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Self
 import numpy as np
 import torch
 
-from .apply import StftConfig, apply_model, count_chunks
+from .apply import StftConfig, apply_model, count_chunks, separate_chunks
 from .audio_io import (
     CLIP_MODES,
     SAMPLE_FORMATS,
@@ -45,7 +50,9 @@ from .audio_io import (
     write_audio,
 )
 from .checkpoint import load_separator
+from .chunking import OverlapAddStream, chunk_batches
 from .resample import resample
+from .streaming import MixtureStats, StemScratch, open_seekable, read_blocks, read_span
 
 __all__ = [
     "DEFAULT_FILENAME",
@@ -309,15 +316,30 @@ class Separator:
 
     def _normalise(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Divide ``[G, M, L]`` by its std as in training; returns it and std ``[G, M|1, 1]``."""
-        if self.info.get("normalize_variance_per_ch"):
-            std = mix.std(dim=-1, keepdim=True)
-        elif self.info.get("normalize_variance"):
-            std = mix.flatten(1).std(dim=-1)[:, None, None]
-        else:
-            return mix, mix.new_ones(mix.shape[0], 1, 1)
-        # NaN (a single sample) compares False and falls back to 1 as well
-        std = torch.where(std > SILENCE_STD, std, torch.ones_like(std))
+        stats = MixtureStats()
+        stats.update(mix)
+        std = self._scale(stats)
         return mix / std, std
+
+    def _scale(self, stats: MixtureStats) -> torch.Tensor:
+        """The mixture's scale ``[G, M|1, 1]`` from its statistics: its std as in training
+        (per channel with ``normalize_variance_per_ch``), or 1 without normalisation or for a
+        (nearly) constant track."""
+        if self.info.get("normalize_variance_per_ch"):
+            std = stats.std(per_channel=True)
+        elif self.info.get("normalize_variance"):
+            std = stats.std(per_channel=False)
+        else:
+            return torch.ones(stats.mean.shape[0], 1, 1)
+        # NaN (a single sample) compares False and falls back to 1 as well
+        return torch.where(std > SILENCE_STD, std, torch.ones_like(std))
+
+    def _chunking(self, model_sr: int) -> tuple[int | None, int]:
+        """Chunk size and overlap in samples at the model's rate (None: one pass)."""
+        if self.segment is None:
+            return None, 0
+        chunk = max(round(self.segment * model_sr), self.stft_config.n_fft)
+        return chunk, int(self.overlap * chunk)
 
     def _run(self, mix: torch.Tensor, model_sr: int, progress: bool | None) -> torch.Tensor:
         """``[G, M, L]`` normalised mixture at the model's rate -> ``[G, N, M', L]``."""
@@ -325,10 +347,7 @@ class Separator:
         length = mix.shape[-1]
         if length < cfg.n_fft:  # the centred STFT needs more than n_fft // 2 samples
             mix = torch.nn.functional.pad(mix, (0, cfg.n_fft - length))
-        chunk = None
-        if self.segment is not None:
-            chunk = max(round(self.segment * model_sr), cfg.n_fft)
-        overlap = 0 if chunk is None else int(self.overlap * chunk)
+        chunk, overlap = self._chunking(model_sr)
         shifts = self.shifts
         max_shift = int(MAX_SHIFT_SECONDS * model_sr) if shifts else 0
         generator = torch.Generator()
@@ -415,25 +434,116 @@ class Separator:
                 todo[name] = target
         if not todo:
             return result
+        source = open_seekable(path) if self.shifts == 0 else None
+        if source is not None and self.sample_rate not in (None, source.samplerate):
+            source.close()
+            source = None
+        if source is not None:
+            with source:
+                self._check_file(path, source.channels, downmix, todo)
+                self._separate_streaming(
+                    source,
+                    path,
+                    names,
+                    todo,
+                    two_stems,
+                    downmix,
+                    sample_format,
+                    clip_mode,
+                    progress,
+                )
+            result.written.extend(todo.values())
+            return result
         wav, sr = read_audio(path)
-        try:
-            self.check_channels(wav.shape[0], downmix)
-        except ValueError as err:
-            raise AudioError(f"{path}: {err}") from None
-        for folder in sorted({t.parent for t in todo.values()}):
-            _check_writable(path, folder)
+        self._check_file(path, wav.shape[0], downmix, todo)
         try:
             separated = self(wav, sr, downmix=downmix, progress=progress)
         except ValueError as err:
             raise AudioError(f"{path}: {err}") from None
-        if two_stems is not None:
-            rest = [separated[n] for n in self.stem_names if n != two_stems]
-            separated = {two_stems: separated[two_stems], f"no_{two_stems}": sum(rest)}
-        separated = clip_stems({n: separated[n] for n in names}, clip_mode)
+        separated = clip_stems(self._outputs(separated, two_stems, names), clip_mode)
         for name, target in todo.items():
             write_audio(target, separated[name], sr, sample_format)
             result.written.append(target)
         return result
+
+    def _check_file(self, path: Path, channels: int, downmix: bool, todo: dict) -> None:
+        """Channel count and output folders, before any compute (AudioError naming ``path``)."""
+        try:
+            self.check_channels(channels, downmix)
+        except ValueError as err:
+            raise AudioError(f"{path}: {err}") from None
+        for folder in sorted({t.parent for t in todo.values()}):
+            _check_writable(path, folder)
+
+    def _outputs(
+        self, separated: dict[str, torch.Tensor], two_stems: str | None, names: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """The stems asked for (``names``); ``no_STEM`` is the sum of the other stems."""
+        if two_stems is not None:
+            rest = [separated[n] for n in self.stem_names if n != two_stems]
+            separated = {two_stems: separated[two_stems], f"no_{two_stems}": sum(rest)}
+        return {n: separated[n] for n in names}
+
+    def _separate_streaming(
+        self,
+        source,
+        path: Path,
+        names: Sequence[str],
+        todo: dict[str, Path],
+        two_stems: str | None,
+        downmix: bool,
+        sample_format: str,
+        clip_mode: str,
+        progress: bool | None,
+    ) -> None:
+        """``separate_file`` for a seekable file at the model's rate (``streaming``): the
+        stems ``names`` are computed (the rescaling peak is theirs), ``todo`` are written."""
+        sr, length, channels = source.samplerate, source.frames, source.channels
+        downmixed = downmix and channels > self.num_channels
+        out_channels = self.num_channels if downmixed else channels
+        stats = MixtureStats()
+        for block in read_blocks(source, path):
+            stats.update(self._to_model_channels(block, downmix))
+        scale = self._scale(stats)
+        chunk, overlap = self._chunking(sr)
+        chunk = length if chunk is None else chunk
+        batches = list(chunk_batches(length, chunk, overlap, self.batch_size))
+        stream = OverlapAddStream(length, chunk, overlap)
+        show = self.progress if progress is None else progress
+        folder = next(iter(todo.values())).parent
+        with StemScratch(folder, names, sr, out_channels, path) as scratch:
+            with _progress_bar(sum(map(len, batches)), enabled=show) as bar:
+                for group in batches:
+                    mix = [
+                        self._to_model_channels(read_span(source, path, s, n), downmix)
+                        for s, n in group
+                    ]
+                    if stats.peak > 0:  # digital silence gives silent stems, no model run
+                        out = separate_chunks(
+                            self.model,
+                            torch.stack(mix) / scale,
+                            self.stft_config,
+                            self.device,
+                        )
+                    else:
+                        n_out = (
+                            len(group),
+                            mix[0].shape[0],
+                            len(self.stem_names),
+                            *mix[0].shape[1:],
+                        )
+                        out = torch.zeros(n_out)
+                    for piece, (s, _) in zip(out, group):
+                        stream.add(s, piece)
+                    block = stream.pop(stream.finished_after(*group[-1]))
+                    if block is not None:
+                        stems = self._from_model_channels(
+                            block.mul_(scale[:, None]), channels, downmixed
+                        )
+                        named = dict(zip(self.stem_names, stems))
+                        scratch.write(self._outputs(named, two_stems, names))
+                    bar.update(len(group))
+            scratch.finish(todo, sample_format, clip_mode)
 
     def output_paths(
         self,

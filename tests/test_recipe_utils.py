@@ -667,6 +667,7 @@ def test_every_recipe_config_states_measured_params_and_memory():
     assert {c.name for c in configs} >= {
         "train_enh_bslocoformer.yaml",
         "train_enh_bslocoformer_small.yaml",
+        "train_enh_bslocoformer_medium.yaml",
         "train_enh_bslocoformer_large.yaml",
         "train_enh_tflocoformer.yaml",
         "train_enh_tflocoformer_nope.yaml",

@@ -229,8 +229,8 @@ def time_separation(
         result["compile_s"] = round(first_s - eager_s, 2)
         plain = False
     else:
-        # warm-up (allocator, oneDNN/cuBLAS kernels) on one chunk: the same shapes as every
-        # chunk of the timed runs (the last one is padded to full length)
+        # warm-up (allocator, oneDNN/cuBLAS kernels) on one chunk: the shapes of every full
+        # chunk of the timed runs
         run(wav[:, : round(min(seconds, sep.segment or seconds) * fs)])
     fast, slow, ratios, diff = [], [], [], 0.0
     nonfinite = 0

@@ -58,12 +58,14 @@ __all__ = [
     "DEFAULT_FILENAME",
     "DEFAULT_OVERLAP",
     "DEFAULT_SEGMENT",
+    "FALLBACK_SEGMENT",
     "SeparationResult",
     "Separator",
     "output_stem_names",
 ]
 
-DEFAULT_SEGMENT = 10.0  # seconds per chunk
+DEFAULT_SEGMENT = "auto"  # chunks as long as the training examples, else FALLBACK_SEGMENT
+FALLBACK_SEGMENT = 10.0  # seconds per chunk when the config records no training segment
 DEFAULT_OVERLAP = 0.25  # fraction of a chunk shared with the next one
 DEFAULT_FILENAME = "{track}/{stem}.{ext}"
 MAX_SHIFT_SECONDS = 0.5
@@ -77,6 +79,19 @@ class SeparationResult:
 
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+
+
+def parse_segment(text: str) -> float | str | None:
+    """A ``--segment`` value: ``auto``, seconds > 0, or 0 for the whole input at once."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"segment must be 'auto' or seconds, got {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"segment must be >= 0 seconds, got {text}")
+    return seconds or None
 
 
 def output_stem_names(
@@ -157,7 +172,7 @@ class Separator:
         model: torch.nn.Module,
         info: dict,
         device: str | torch.device = "cpu",
-        segment: float | None = DEFAULT_SEGMENT,
+        segment: float | str | None = DEFAULT_SEGMENT,
         overlap: float = DEFAULT_OVERLAP,
         shifts: int = 0,
         batch_size: int = 1,
@@ -166,8 +181,11 @@ class Separator:
         progress: bool = False,
     ):
         """See ``from_pretrained``; ``model`` and ``info`` come from ``load_separator``."""
-        if segment is not None and segment <= 0:
-            raise ValueError(f"segment must be positive seconds (or None), got {segment}")
+        if segment == "auto":
+            train, fs = info.get("train_segment"), sample_rate or info.get("fs")
+            segment = train / fs if train and fs else FALLBACK_SEGMENT
+        elif segment is not None and (isinstance(segment, str) or segment <= 0):
+            raise ValueError(f"segment must be positive seconds, 'auto' or None, got {segment!r}")
         if not 0 <= overlap < 1:
             raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap}")
         if shifts < 0:
@@ -200,7 +218,7 @@ class Separator:
         device: str | torch.device = "cpu",
         checkpoint: str | os.PathLike | None = None,
         config: str | os.PathLike | None = None,
-        segment: float | None = DEFAULT_SEGMENT,
+        segment: float | str | None = DEFAULT_SEGMENT,
         overlap: float = DEFAULT_OVERLAP,
         shifts: int = 0,
         batch_size: int = 1,
@@ -214,7 +232,9 @@ class Separator:
             model_dir: experiment folder with ``config.yaml`` and the averaged best model.
             device: ``cpu``, ``cuda`` or ``cuda:N``.
             checkpoint, config: explicit files (override those found in ``model_dir``).
-            segment: chunk length in seconds (None: whole input in one pass).
+            segment: chunk length in seconds; ``"auto"``: the length of the training examples
+                (transformers with RoPE are safest at the lengths they were trained on), or
+                ``FALLBACK_SEGMENT`` when the config does not say; None: whole input at once.
             overlap: fraction of a chunk crossfaded with the next.
             shifts: random time shifts to average (0: none).
             batch_size: chunks per forward pass.

@@ -173,6 +173,22 @@ def load_separator(
     return model, info
 
 
+def training_segment(conf: Mapping) -> tuple[int, str] | None:
+    """Samples per training example and the config key that sets them: the preprocessor's
+    crop (``preprocessor_conf.segment_length``), the chunk iterator's ``chunk_length`` (the
+    longest of ``"N-M"`` or ``"N,M"`` forms) or ESPnet's ``speech_segment``; None if unset."""
+    pre = conf.get("preprocessor_conf") or {}
+    for source, value in (
+        ("preprocessor_conf.segment_length", pre.get("segment_length")),
+        ("chunk_length", conf.get("chunk_length")),
+        ("speech_segment", conf.get("speech_segment")),
+    ):
+        if value is not None:
+            lengths = str(value).replace(",", "-").split("-")
+            return max(int(n) for n in lengths if n.strip()), source
+    return None
+
+
 def describe_config(conf: Mapping, model: torch.nn.Module) -> dict:
     """The settings separation needs, read from an ESPnet config (see ``load_separator``)."""
     sep_conf = dict(conf.get("separator_conf") or {})
@@ -200,4 +216,5 @@ def describe_config(conf: Mapping, model: torch.nn.Module) -> dict:
         "num_channels": model.num_channels,
         "normalize_variance": bool(model_conf.get("normalize_variance", False)),
         "normalize_variance_per_ch": bool(model_conf.get("normalize_variance_per_ch", False)),
+        "train_segment": (training_segment(conf) or (None,))[0],  # samples at fs
     }

@@ -24,9 +24,11 @@ from .api import (
     DEFAULT_FILENAME,
     DEFAULT_OVERLAP,
     DEFAULT_SEGMENT,
+    FALLBACK_SEGMENT,
     Separator,
     check_template,
     output_stem_names,
+    parse_segment,
 )
 from .audio_io import AUDIO_EXTENSIONS, CLIP_MODES, AudioError
 from .checkpoint import CheckpointError
@@ -110,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("separation")
     run.add_argument(
         "--segment",
-        type=float,
+        type=_segment_arg,
         default=DEFAULT_SEGMENT,
-        help="chunk length in seconds (0: whole track at once)",
+        help="chunk length in seconds; auto: the model's training segment (else "
+        f"{FALLBACK_SEGMENT:g} s); 0: whole track at once",
     )
     run.add_argument(
         "--overlap", type=float, default=DEFAULT_OVERLAP, help="fraction of a chunk crossfaded"
@@ -137,14 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _segment_arg(text: str) -> float | str | None:
+    try:
+        return parse_segment(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors (exit status 2) that argparse cannot express."""
     if args.model_dir is None and (args.config is None or args.checkpoint is None):
         parser.error("give --model_dir, or both --config and --checkpoint")
     if args.flac and args.float32:
         parser.error("--flac cannot store --float32 samples (use --int24)")
-    if args.segment < 0:
-        parser.error(f"--segment must be >= 0 seconds, got {args.segment}")
     if not 0 <= args.overlap < 1:
         parser.error(f"--overlap must be in [0, 1), got {args.overlap}")
     if args.shifts < 0:
@@ -226,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             checkpoint=args.checkpoint,
             config=args.config,
-            segment=args.segment or None,
+            segment=args.segment,
             overlap=args.overlap,
             shifts=args.shifts,
             batch_size=args.batch_size,

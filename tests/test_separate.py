@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from standalone import BSLocoformerSeparator, TFLocoformerSeparator
+from standalone import BSLocoformerSeparator, TFLocoformerSeparator, api
 from standalone.api import Separator, output_stem_names
 from standalone.audio_io import AudioError
 from standalone.checkpoint import load_separator
@@ -157,6 +157,25 @@ def test_from_pretrained_reads_names_rate_and_channels(music, speech_exp):
     speech = Separator.from_pretrained(speech_exp)
     assert speech.stem_names == ["spk1", "spk2"]
     assert speech.sample_rate is None and speech.num_channels == 1
+
+
+def test_auto_segment_is_the_training_segment(tmp_path):
+    root = write_experiment(tmp_path / "e", "bslocoformer", TINY_BS, 256, 64, stem_names=STEMS)
+    assert Separator.from_pretrained(root).segment == api.FALLBACK_SEGMENT  # config has none
+    conf = yaml.safe_load((root / "config.yaml").read_text())
+    conf["chunk_length"] = "22050-66150"  # the chunk iterator's range form: the longest counts
+    (root / "config.yaml").write_text(yaml.safe_dump(conf))
+    assert Separator.from_pretrained(root).segment == 1.5
+    assert Separator.from_pretrained(root, segment=0.7).segment == 0.7
+    assert Separator.from_pretrained(root, segment=None).segment is None
+    with pytest.raises(ValueError, match="'auto' or None, got 'whole'"):
+        Separator.from_pretrained(root, segment="whole")
+    assert [api.parse_segment(t) for t in ("auto", "AUTO", "2.5", "0")] == [
+        "auto",
+        "auto",
+        2.5,
+        None,
+    ]
 
 
 def test_call_returns_input_rate_length_and_channels(music):
@@ -584,6 +603,8 @@ def test_cli_checkpoint_mismatch(tmp_path, music_exp, capsys):
         (["--stems", "piano"], "unknown stem(s) piano"),
         (["--two-stems", "piano"], "unknown stem(s) piano"),
         (["-d", "tpu:3"], "Expected one of"),
+        (["--segment", "-1"], "segment must be >= 0 seconds, got -1"),
+        (["--segment", "long"], "segment must be 'auto' or seconds, got 'long'"),
     ],
 )
 def test_cli_usage_errors_exit_2(tmp_path, music_exp, capsys, args, message):

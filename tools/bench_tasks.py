@@ -34,7 +34,11 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from standalone.api import Separator  # noqa: E402
-from standalone.checkpoint import build_separator, describe_config  # noqa: E402
+from standalone.checkpoint import (  # noqa: E402
+    build_separator,
+    describe_config,
+    training_segment,
+)
 from standalone.perf import is_plain, plain_mode  # noqa: E402
 from standalone.stft import istft, stft  # noqa: E402
 
@@ -71,18 +75,9 @@ class BenchConfig:
         self.segment, self.segment_source = self._segment()
 
     def _segment(self) -> tuple[int, str]:
-        """Training segment in samples: the preprocessor's crop, the chunk iterator's length
-        or ESPnet's ``speech_segment``, else ``DEFAULT_TRAIN_SEGMENT_S``."""
-        pre = self.conf.get("preprocessor_conf") or {}
-        for source, value in (
-            ("preprocessor_conf.segment_length", pre.get("segment_length")),
-            ("chunk_length", self.conf.get("chunk_length")),
-            ("speech_segment", self.conf.get("speech_segment")),
-        ):
-            if value is not None:
-                # the chunk iterator also takes "N" or "N-M" strings: use the longest
-                return int(str(value).split(",")[0].split("-")[-1]), source
-        return round(DEFAULT_TRAIN_SEGMENT_S * self.fs), "assumed"
+        """Training segment in samples (``checkpoint.training_segment``), else
+        ``DEFAULT_TRAIN_SEGMENT_S``."""
+        return training_segment(self.conf) or (round(DEFAULT_TRAIN_SEGMENT_S * self.fs), "assumed")
 
     def build(self, device: str | torch.device = "cpu", **overrides) -> torch.nn.Module:
         """The separator with random weights (``overrides`` replace ``separator_conf`` keys)."""

@@ -3,7 +3,7 @@
 
     local/separate_dir.py separate --model_dir exp/enh_x --wav_scp data/test/wav.scp \\
         --out_dir exp/enh_x/enhanced_test [--checkpoint exp/enh_x/valid.loss.ave.pth] \\
-        [--scp_dir DIR] [--segment 10] [--overlap 0.25] [--batch_size 1] [--shifts 0] \\
+        [--scp_dir DIR] [--segment auto] [--overlap 0.25] [--batch_size 1] [--shifts 0] \\
         [--device cpu]
     local/separate_dir.py merge --out_dir exp/enh_x/enhanced_test [--ref_num 4] DIR [DIR ...]
 
@@ -90,11 +90,16 @@ def separate(args: argparse.Namespace) -> int:
     api = importlib.import_module(f"{package.__name__}.api")
     audio_io = importlib.import_module(f"{package.__name__}.audio_io")
     try:
+        segment = api.parse_segment(args.segment)
+    except ValueError as err:
+        print(f"error: --segment: {err}", file=sys.stderr)
+        return 2
+    try:
         separator = api.Separator.from_pretrained(
             model_dir=args.model_dir,
             checkpoint=args.checkpoint,
             device=args.device,
-            segment=args.segment,
+            segment=segment,
             overlap=args.overlap,
             shifts=args.shifts,
             batch_size=args.batch_size,
@@ -154,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     sep.add_argument("--wav_scp", type=Path, required=True)
     sep.add_argument("--out_dir", type=Path, required=True)
     sep.add_argument("--scp_dir", type=Path, default=None, help="default: --out_dir")
-    sep.add_argument("--segment", type=float, default=10.0, help="chunk length in seconds")
+    sep.add_argument(
+        "--segment",
+        default="auto",
+        help="chunk length in seconds; auto: the training segment of the model; 0: whole track",
+    )
     sep.add_argument("--overlap", type=float, default=0.25, help="fraction of a chunk")
     sep.add_argument("--batch_size", type=int, default=1, help="chunks per forward pass")
     sep.add_argument("--shifts", type=int, default=0, help="random time shifts to average")

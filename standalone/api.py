@@ -62,6 +62,7 @@ __all__ = [
     "SeparationResult",
     "Separator",
     "output_stem_names",
+    "parse_segment",
 ]
 
 DEFAULT_SEGMENT = "auto"  # chunks as long as the training examples, else FALLBACK_SEGMENT

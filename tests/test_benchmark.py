@@ -1,6 +1,7 @@
 """The benchmark (tools/benchmark.py) and the fast forms it measures against the plain ones."""
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -232,3 +233,17 @@ def test_quick_run_prints_the_tables_and_writes_the_json(tmp_path, capsys):
     }
     assert report["goals"]["default_rtf"]["met"] is None  # no default config in the run
     assert report["goals"]["fast_equals_plain"]["met"] is True
+
+
+def test_memory_cap_can_be_raised_again_by_worker_processes():
+    # the benchmark caps itself, then its workers set their own (larger) caps
+    code = (
+        "import resource, sys; sys.path.insert(0, 'tools'); from bench_tasks import limit_memory;"
+        "assert limit_memory(0.5) == 0.5; limit_memory(4.0);"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_AS);"
+        "assert hard == resource.RLIM_INFINITY and soft > 3 * 2**30, (soft, hard)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr

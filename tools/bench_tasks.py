@@ -326,7 +326,11 @@ def limit_memory(gib: float | None) -> float | None:
     if available is not None:
         gib = min(gib, 0.8 * available / 2**20)
     limit = size * 1024 + int(gib * GIB)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # the soft limit only: worker processes inherit it and must be able to set their own
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     return round(gib, 1)
 
 

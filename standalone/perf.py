@@ -11,10 +11,12 @@ conv FFNs                   channels-last im2col + one matrix   ``nn.Conv1d`` /
                             product per convolution, no         ``nn.ConvTranspose1d`` on
                             transposes, SwiGLU product in place  ``[B, C, L]`` copies
 attention                   torch's fastest SDPA kernel (fused  SDPA forced to the math
-                            flash kernel on CPU), RoPE tables   kernel, RoPE tables
-                            cached per length                   recomputed every call
+                            flash kernel on CPU), RoPE as one   kernel, RoPE rotating
+                            complex product on packed ``qkv``   permuted q and k copies
 band-split encoder/decoder  one batched product per run of      one small product per band
                             equal-width bands (7 at 44.1 kHz)   (62 at 44.1 kHz)
+Locoformer layers           sequences in slices at inference    all sequences at once
+                            (small temporaries)
 ==========================  ==================================  ===========================
 
 The flag is global to the process (not per thread), so switch it around whole forward

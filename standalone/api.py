@@ -22,22 +22,26 @@ Pipeline for one waveform ``[C, L]`` at rate ``sr``:
    scaled, and digital silence gives silent stems without running the model.
 4. chunked overlap-add with optional random time shifts (``standalone.apply``).
 
-``separate_file`` streams where it can (a seekable wav/flac/ogg file at the model's rate,
-no shifts): it reads the file chunk by chunk and writes the stems as they are finished
-(``standalone.streaming``), so memory does not grow with the track's length.  Other files
-(mp3, another sample rate, shifts) are read whole.  Both ways give the same stems.
+``separate_file`` streams where it can (a wav/flac/ogg file, or an mp3 file through a decoded
+scratch copy, at the model's rate, no shifts): it reads the file chunk by chunk and writes the
+stems as they are finished (``standalone.streaming``), so memory does not grow with the
+track's length.  Other files (another sample rate, shifts) are read whole.  Both ways give
+the same stems.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from .apply import StftConfig, apply_model, count_chunks, separate_chunks
@@ -46,6 +50,7 @@ from .audio_io import (
     SAMPLE_FORMATS,
     AudioError,
     clip_stems,
+    decode_to_wav,
     read_audio,
     write_audio,
 )
@@ -455,12 +460,9 @@ class Separator:
                 todo[name] = target
         if not todo:
             return result
-        source = open_seekable(path) if self.shifts == 0 else None
-        if source is not None and self.sample_rate not in (None, source.samplerate):
-            source.close()
-            source = None
-        if source is not None:
-            with source:
+        with contextlib.ExitStack() as stack:
+            source = self._open_stream(path, todo, stack) if self.shifts == 0 else None
+            if source is not None:
                 self._check_file(path, source.channels, downmix, todo)
                 self._separate_streaming(
                     source,
@@ -473,8 +475,8 @@ class Separator:
                     clip_mode,
                     progress,
                 )
-            result.written.extend(todo.values())
-            return result
+                result.written.extend(todo.values())
+                return result
         wav, sr = read_audio(path)
         self._check_file(path, wav.shape[0], downmix, todo)
         try:
@@ -486,6 +488,42 @@ class Separator:
             write_audio(target, separated[name], sr, sample_format)
             result.written.append(target)
         return result
+
+    def _open_stream(
+        self, path: Path, todo: dict[str, Path], stack: contextlib.ExitStack
+    ) -> sf.SoundFile | None:
+        """``path`` opened for streaming (closed by ``stack``), or None if it cannot stream:
+        not at the model's rate, or not seekable.  An mp3 file is first decoded to a float32
+        scratch copy next to the outputs (removed by ``stack``), which streams."""
+        ext = path.suffix.lower()
+        if ext == ".mp3":
+            with contextlib.suppress(sf.LibsndfileError, RuntimeError, OSError, ValueError):
+                if self.sample_rate not in (None, sf.info(path).samplerate):
+                    return None
+            folder = next(iter(todo.values())).parent
+            created = [d for d in (folder, *folder.parents) if not d.exists()]
+            _check_writable(path, folder)
+            scratch = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=".decode-", dir=folder)
+            )
+            decoded = Path(scratch) / "decoded.wav"
+            try:
+                decode_to_wav(path, str(decoded))
+            except AudioError:
+                stack.close()  # a bad input leaves no folders behind
+                for d in created:
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                raise
+            source = open_seekable(decoded)
+        else:
+            source = open_seekable(path)
+        if source is None:
+            return None
+        stack.enter_context(source)
+        if self.sample_rate not in (None, source.samplerate):
+            return None
+        return source
 
     def _check_file(self, path: Path, channels: int, downmix: bool, todo: dict) -> None:
         """Channel count and output folders, before any compute (AudioError naming ``path``)."""

@@ -50,21 +50,40 @@ def _sndfile_reads_mp3() -> bool:
     return "MP3" in sf.available_formats()
 
 
-def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    """Decode any ffmpeg-readable file to float32 ``[L, C]`` through a temporary wav file."""
+def decode_to_wav(path: Path, wav_path: str) -> None:
+    """Decode ``path`` (mp3) to a float32 wav file ``wav_path`` without holding it in memory:
+    block by block with libsndfile when it reads mp3, else with ffmpeg."""
+    if _sndfile_reads_mp3():
+        try:
+            with (
+                sf.SoundFile(path) as src,
+                sf.SoundFile(
+                    wav_path, "w", src.samplerate, src.channels, subtype="FLOAT", format="RF64"
+                ) as dst,
+            ):
+                for block in src.blocks(1 << 18, dtype="float32", always_2d=True):
+                    dst.write(block)
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+            raise AudioError(f"{path}: cannot read audio: {_one_line(err)}") from None
+        return
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError(
             f"{path}: cannot decode mp3: libsndfile {sf.__libsndfile_version__} has no mp3 "
             "support and ffmpeg is not on PATH (install ffmpeg or libsndfile >= 1.1)"
         )
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(path), "-c:a", "pcm_f32le"]
+    proc = subprocess.run([*cmd, "-rf64", "auto", wav_path], capture_output=True, text=True)
+    if proc.returncode != 0 or not os.path.isfile(wav_path):
+        reason = " ".join(proc.stderr.split()) or f"ffmpeg exit status {proc.returncode}"
+        raise AudioError(f"{path}: cannot read audio: {reason}")
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode any ffmpeg-readable file to float32 ``[L, C]`` through a temporary wav file."""
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = os.path.join(tmp, "decoded.wav")
-        cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-c:a", "pcm_f32le", wav_path]
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        if proc.returncode != 0 or not os.path.isfile(wav_path):
-            reason = " ".join(proc.stderr.split()) or f"ffmpeg exit status {proc.returncode}"
-            raise AudioError(f"{path}: cannot read audio: {reason}")
+        decode_to_wav(path, wav_path)
         data, sample_rate = sf.read(wav_path, dtype="float32", always_2d=True)
     return data, sample_rate
 

@@ -1,7 +1,8 @@
 """Pieces for separating a file chunk by chunk, without the track or its stems in memory.
 
-``Separator.separate_file`` takes this path when it can (a seekable wav/flac/ogg file at the
-model's sample rate, no random shifts) and makes three passes over the data:
+``Separator.separate_file`` takes this path when it can (a seekable wav/flac/ogg file, or the
+float32 copy ``audio_io.decode_to_wav`` makes of an mp3 file, at the model's sample rate, no
+random shifts) and makes three passes over the data:
 
 1. statistics: ``MixtureStats`` collects the mixture's mean, variance and peak block by block
    (for the variance normalisation the model was trained with);

@@ -138,6 +138,31 @@ def test_files_that_cannot_stream_are_read_whole(tmp_path, monkeypatch):
     assert reads == [song, song]  # at the model's rate: streamed
 
 
+@pytest.mark.parametrize("decoder", ["libsndfile", "ffmpeg"])
+def test_mp3_streams_through_a_decoded_copy(tmp_path, music_exp, decoder, monkeypatch):
+    from standalone import audio_io
+
+    song = tmp_path / "song.mp3"
+    sf.write(song, write_song(tmp_path / "src.wav", seconds=1.0), 44100, format="MP3")
+    sep = Separator.from_pretrained(music_exp, segment=0.3)
+    if decoder == "ffmpeg":  # (the two decoders' samples differ slightly)
+        monkeypatch.setattr(audio_io, "_sndfile_reads_mp3", lambda: False)
+    decoded, _ = audio_io.read_audio(song)  # what the whole-file path separates
+    whole = {name: wav.numpy().T for name, wav in sep(decoded, 44100).items()}
+
+    def refuse(path):
+        raise AssertionError(f"{path} was read whole")
+
+    monkeypatch.setattr(api, "read_audio", refuse)
+    sep.separate_file(song, tmp_path / "out", sample_format="float32", clip_mode="none")
+    got = read_stems(tmp_path / "out" / "song", STEMS)
+    for name in STEMS:
+        assert got[name].shape == whole[name].shape == (decoded.shape[1], 2)
+        np.testing.assert_allclose(got[name], whole[name], atol=1e-5)
+    # the decoded copy and the stems' scratch files are gone
+    assert sorted(os.listdir(tmp_path / "out" / "song")) == sorted(f"{n}.wav" for n in STEMS)
+
+
 def test_streamed_gain_model_gives_exact_stems(tmp_path, no_whole_reads):
     song = tmp_path / "g.flac"
     data = write_song(song, seconds=0.7)
@@ -215,3 +240,11 @@ def test_overlap_add_stream_keeps_only_the_unfinished_samples():
     torch.testing.assert_close(torch.cat(pieces, -1), x * 2)
     with pytest.raises(ValueError, match="popped"):
         stream.add(0, x[:, :chunk])
+
+
+def test_undecodable_mp3_names_the_file_and_leaves_no_folders(tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"\xff\xfb" + bytes(range(256)) * 4)
+    with pytest.raises(AudioError, match=r"bad\.mp3: cannot read audio"):
+        gain_separator(segment=0.1).separate_file(bad, tmp_path / "out" / "sub")
+    assert not (tmp_path / "out").exists()

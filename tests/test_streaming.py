@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_separate import STEMS, TINY_BS, gain_separator, write_experiment, write_song
+from test_separate import STEMS, TINY_BS, TINY_TF, gain_separator, write_experiment, write_song
 
 from standalone import api
 from standalone.api import Separator
@@ -87,6 +87,24 @@ def test_streamed_mono_input_downmix_and_two_stems(tmp_path, music_exp, no_whole
     for name in STEMS:
         assert got[name].shape == (int(0.6 * 44100), 2)
         np.testing.assert_allclose(got[name], want[name], atol=1e-6)
+
+
+def test_streamed_mono_model_on_stereo_file_with_per_channel_normalisation(
+    tmp_path, no_whole_reads
+):
+    # a speech-style model: mono, no sample rate in its config, per-channel normalisation
+    root = write_experiment(
+        tmp_path / "speech", "tflocoformer", TINY_TF, 128, 32, {"normalize_variance_per_ch": True}
+    )
+    sep = Separator.from_pretrained(root, segment=0.1, overlap=0.25, batch_size=2)
+    song = tmp_path / "duet.flac"
+    write_song(song, channels=2, seconds=0.5, sr=16000)
+    sep.separate_file(song, tmp_path / "o", sample_format="float32", clip_mode="none")
+    got = read_stems(tmp_path / "o" / "duet", ["spk1", "spk2"])
+    want = separate_in_memory(sep, song)
+    for name in ("spk1", "spk2"):
+        assert got[name].shape == (8000, 2)
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5)
 
 
 def test_streamed_rescale_uses_the_peak_of_all_stems(tmp_path, no_whole_reads):

@@ -185,7 +185,10 @@ def training_segment(conf: Mapping) -> tuple[int, str] | None:
     ):
         if value is not None:
             lengths = str(value).replace(",", "-").split("-")
-            return max(int(n) for n in lengths if n.strip()), source
+            try:
+                return max(int(n) for n in lengths if n.strip()), source
+            except ValueError:  # not a length (ESPnet would reject it too)
+                return None
     return None
 
 

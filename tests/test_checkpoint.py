@@ -178,3 +178,15 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"separator.x": Evil()}, tmp_path / "valid.loss.ave_3best.pth")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_separator(tmp_path)
+
+
+def test_training_segment_from_the_config():
+    from standalone.checkpoint import training_segment
+
+    assert training_segment({"chunk_length": 264600}) == (264600, "chunk_length")
+    assert training_segment({"chunk_length": "16000-48000"}) == (48000, "chunk_length")
+    crop = {"preprocessor_conf": {"segment_length": 8000}, "chunk_length": 4000}
+    assert training_segment(crop) == (8000, "preprocessor_conf.segment_length")
+    assert training_segment({"speech_segment": 32000}) == (32000, "speech_segment")
+    assert training_segment({}) is None
+    assert training_segment({"chunk_length": "six seconds"}) is None

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from textio import write_text_atomic
 
 SUMMARY_METRICS = ("cSDR", "uSDR", "SI-SDR")
 
@@ -96,15 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as err:
         print(f"collect_results.py: error: {err}", file=sys.stderr)
         return 1
-    out = args.exp_dir / "RESULTS.md"
-    fd, tmp = tempfile.mkstemp(dir=args.exp_dir, prefix=".RESULTS.md.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(args.exp_dir / "RESULTS.md", text)
     for line in summaries:
         print(line)
     return 0

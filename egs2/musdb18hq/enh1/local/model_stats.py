@@ -28,10 +28,10 @@ import re
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
+from textio import write_text_atomic
 
 GIB = 1024**3
 
@@ -150,10 +150,7 @@ def write_header(config: Path, params: str, memory: str) -> None:
         if not pattern.search(text):
             raise RuntimeError(f"{config}: no '{prefix}' line to replace")
         text = pattern.sub(line.replace("\\", "\\\\"), text, count=1)
-    fd, tmp = tempfile.mkstemp(dir=config.parent, prefix=f".{config.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, config)
+    write_text_atomic(config, text)
 
 
 def main(argv: list[str] | None = None) -> int:

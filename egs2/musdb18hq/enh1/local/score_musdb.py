@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from stems import STEMS, spk_name
+from textio import write_text_atomic
 
 EPS = 1e-7
 BSS_METRICS = ("SDR", "ISR", "SIR", "SAR")  # the order museval.evaluate returns them in
@@ -257,17 +258,6 @@ def aggregate(tracks: list[dict], csdr: bool) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def to_json(data) -> str:
     """JSON text; NaN (undefined) and +-inf (e.g. SDR of a perfect estimate) become null."""
 
@@ -421,8 +411,8 @@ def score(
         },
         **summary,
     }
-    write_atomic(out_dir / "results.json", to_json(results))
-    write_atomic(
+    write_text_atomic(out_dir / "results.json", to_json(results))
+    write_text_atomic(
         out_dir / "RESULTS.md",
         results_markdown(summary, name, Path(ref_dir), est_source, len(tracks), csdr, win_s, hop_s),
     )

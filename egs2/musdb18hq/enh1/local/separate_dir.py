@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import soundfile as sf
 import torch
 from stems import STEMS, spk_name
+from textio import write_text_atomic
 
 
 class SeparationError(Exception):
@@ -60,19 +59,6 @@ def read_scp(path: Path) -> list[tuple[str, str]]:
             raise SeparationError(f"{path}: line {number} has a key but no path")
         rows.append((parts[0], parts[1].strip()))
     return rows
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def stem_order(model_stems: list[str]) -> list[str]:

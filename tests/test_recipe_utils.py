@@ -255,6 +255,16 @@ def format_data(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run([sys.executable, str(LOCAL / "format_data.py"), *args], cwd=cwd)
 
 
+def format_then_filter(tmp_path: Path, songs: dict, *filter_opts: str):
+    """Stage 3 (format to ``org``, which must succeed) then stage 4 (filter ``org`` into
+    ``train`` with ``filter_opts``) on a data dir of ``songs``; the filter's process."""
+    data = make_data_dir(tmp_path, songs)
+    fmt = format_data("format", "--src", str(data), "--dst", "org", "--fs", "44.1k", cwd=tmp_path)
+    assert fmt.returncode == 0, fmt.stderr
+    args = ("filter", "--src", "org", "--dst", "train", "--fs", "44.1k", *filter_opts)
+    return format_data(*args, cwd=tmp_path)
+
+
 def test_parse_fs():
     fmt = load(LOCAL / "format_data.py")
     assert fmt.parse_fs("44.1k") == 44100
@@ -350,27 +360,8 @@ def test_format_missing_inputs(tmp_path):
 
 
 def test_filter_drops_only_short_items_and_never_long_songs(tmp_path):
-    data = make_data_dir(tmp_path, {"Tiny": 0.05, "Song A": 1.0, "Song B": 2.0})
-    assert (
-        format_data(
-            "format", "--src", str(data), "--dst", "org", "--fs", "44.1k", cwd=tmp_path
-        ).returncode
-        == 0
-    )
-    proc = format_data(
-        "filter",
-        "--src",
-        "org",
-        "--dst",
-        "train",
-        "--fs",
-        "44.1k",
-        "--min_duration",
-        "0.1",
-        "--max_duration",
-        "1.5",
-        cwd=tmp_path,
-    )
+    songs = {"Tiny": 0.05, "Song A": 1.0, "Song B": 2.0}
+    proc = format_then_filter(tmp_path, songs, "--min_duration", "0.1", "--max_duration", "1.5")
     assert proc.returncode == 0, proc.stderr
     assert "removed Tiny (0.05 s < --min_duration 0.1 s)" in proc.stdout
     assert "1 track(s) longer than --max_duration 1.5 s are kept whole" in proc.stdout
@@ -382,25 +373,7 @@ def test_filter_drops_only_short_items_and_never_long_songs(tmp_path):
 
 
 def test_filter_refuses_to_empty_a_set(tmp_path):
-    data = make_data_dir(tmp_path, {"Song A": 0.2})
-    assert (
-        format_data(
-            "format", "--src", str(data), "--dst", "org", "--fs", "44.1k", cwd=tmp_path
-        ).returncode
-        == 0
-    )
-    proc = format_data(
-        "filter",
-        "--src",
-        "org",
-        "--dst",
-        "train",
-        "--fs",
-        "44.1k",
-        "--min_duration",
-        "1",
-        cwd=tmp_path,
-    )
+    proc = format_then_filter(tmp_path, {"Song A": 0.2}, "--min_duration", "1")
     assert proc.returncode == 1
     assert "every item is shorter than --min_duration 1.0 s" in proc.stderr
     assert not (tmp_path / "train").exists()

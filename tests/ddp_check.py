@@ -68,6 +68,9 @@ def worker(rank: int, init_file: str, configs: list[str], out: str) -> None:
         if rank == 0:
             merged = {c: {f"rank{r}": gathered[r][c] for r in range(WORLD)} for c in configs}
             Path(out).write_text(json.dumps(merged, indent=1))
+        # leave together: a rank tearing gloo down while its peer is still connected can
+        # abort the peer ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
